@@ -1,0 +1,87 @@
+"""A download handler that adds the token at the moment of sending, and nowhere else.
+
+Requests travel through Scrapy (scheduler, logs, fingerprints, JOBDIR, HTTP cache)
+without the token; this handler wraps Scrapy's real HTTP handler, adds the token
+to a private copy of the request, and hands back a response whose URL is the
+tokenless one. Exceptions are scrubbed too: some transport errors quote the URL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scrapy.core.downloader.handlers.base import BaseDownloadHandler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.misc import build_from_crawler, load_object
+
+from pgy_spider.api import mask_secrets, with_token
+from pgy_spider.tokens import NoTokenLeft
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+    from pgy_spider.tokens import TokenPool
+
+DEFAULT_INNER_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
+META_API = "pgy_api"
+META_TOKEN_FP = "pgy_token_fp"
+
+
+class PendingRequest(IgnoreRequest):
+    """Not sent: the crawl is stopping or has no usable token; the note stays pending."""
+
+
+class TokenDownloadHandler(BaseDownloadHandler):
+    lazy = False
+
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler)
+        inner_path = crawler.settings.get("PGY_INNER_DOWNLOAD_HANDLER") or DEFAULT_INNER_HANDLER
+        self._inner: BaseDownloadHandler = build_from_crawler(load_object(inner_path), crawler)
+        self._pool: TokenPool | None = None
+
+    def _token_pool(self) -> TokenPool:
+        # The pool belongs to the API middleware, built after download handlers.
+        if self._pool is None:
+            from pgy_spider.middlewares.api import PgyApiMiddleware
+
+            mw = self.crawler.get_downloader_middleware(PgyApiMiddleware)
+            if mw is None:
+                raise RuntimeError("PgyApiMiddleware must be enabled to call the API")
+            self._pool = mw.tokens
+        return self._pool
+
+    async def download_request(self, request: Request) -> Response:
+        if not request.meta.get(META_API):
+            return await self._inner.download_request(request)
+        pool = self._token_pool()
+        try:
+            state = pool.current()
+        except NoTokenLeft:
+            raise PendingRequest("no usable token left") from None
+        request.meta[META_TOKEN_FP] = state.fingerprint
+        try:
+            response = await self._inner.download_request(
+                request.replace(url=with_token(request.url, state.token))
+            )
+        except Exception as exc:
+            scrub_exception(exc, pool.secrets)
+            raise
+        return response.replace(url=request.url)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def scrub_exception(exc: BaseException, secrets: tuple[str, ...]) -> None:
+    """Mask secrets in an exception's args, down its cause/context chain, in place."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(
+            mask_secrets(a, secrets) if isinstance(a, str) else a for a in current.args
+        )
+        current = current.__cause__ or current.__context__

@@ -1,0 +1,38 @@
+"""Checks made before a crawl starts, so a user's mistake costs no API call.
+
+Each failure is one line saying what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from scrapy.settings import BaseSettings
+
+from pgy_spider import api, seeds
+from pgy_spider.tokens import load_tokens
+
+
+def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
+    """Raise ConfigError/SeedFileError/MongoUnavailable; return warnings to show."""
+    load_tokens(settings.get("PGY_TOKEN"), settings.get("PGY_TOKEN_FILE"))
+    api.resolve_base_url(
+        settings.get("PGY_REGION") or os.environ.get("PGY_REGION"), settings.get("PGY_BASE_URL")
+    )
+    files = [p.strip() for p in str(spargs.get("ids_file") or "").split(",") if p.strip()]
+    if not (files or str(spargs.get("ids") or "").strip() or spargs.get("ids_url")):
+        raise api.ConfigError(
+            "no seeds given: pass -a ids_file=PATH[,PATH...], -a ids=ID[,ID...] or -a ids_url=URL"
+        )
+    ids_url = str(spargs.get("ids_url") or "")
+    if ids_url and not ids_url.startswith(("http://", "https://")):
+        raise api.ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
+    warnings = seeds.check_sources(files) if files else []
+    mongo_uri = settings.get("MONGO_URI") or os.environ.get("MONGO_URI")
+    if mongo_uri:
+        from pgy_spider.mongo import check_reachable
+
+        check_reachable(mongo_uri)
+    return warnings

@@ -1,0 +1,72 @@
+"""Scrapy settings for pgy-spider.
+
+Imports with no environment variables and no network: Scrapyd runs ``scrapy list``
+on upload. The token, the region and MongoDB are read when a crawl starts.
+Every ``PGY_*`` setting is documented with its default in the README.
+"""
+
+BOT_NAME = "pgy_spider"
+SPIDER_MODULES = ["pgy_spider.spiders"]
+NEWSPIDER_MODULE = "pgy_spider.spiders"
+COMMANDS_MODULE = "pgy_spider.commands"
+
+# The API, not a website: no robots.txt, no cookies, no consoles.
+ROBOTSTXT_OBEY = False
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19's remote-control HTTP server can run code in the crawl: never for a job
+# that holds a paid token.
+REMOTE_CONTROL_ENABLED = False
+
+# A paid API: modest concurrency by default (raise it with -s CONCURRENT_REQUESTS=N;
+# the spider applies it to the API host too). The API asks for >= 60 s timeouts.
+CONCURRENT_REQUESTS = 16
+DOWNLOAD_TIMEOUT = 60
+DOWNLOAD_DELAY = 0
+
+# --- pgy-spider settings (defaults; see README) -----------------------------------
+PGY_TOKEN = None  # else PGY_TOKEN_FILE, else env JUSTONEAPI_TOKEN
+PGY_TOKEN_FILE = None
+PGY_REGION = None  # else env PGY_REGION, else "global"
+PGY_BASE_URL = None
+PGY_RETRY_TIMES = 5
+PGY_RETRY_BACKOFF = 1.0
+PGY_RETRY_BACKOFF_MAX = 60.0
+PGY_RATE_LIMIT_DELAY = 5.0
+PGY_RATE_LIMIT_MAX_DELAY = 60.0
+PGY_RATE_LIMIT_RETRIES = 30
+PGY_FAILED_PATH = "output/failed.jsonl"
+PGY_SUMMARY_PATH = "output/summary.json"
+PGY_FEED_URI = "output/notes.jsonl"
+PGY_ID_TIME_CHECK = True
+PGY_PROGRESS_INTERVAL = 60.0
+PGY_REFRESH_HOURS = 24
+MONGO_URI = None  # else env MONGO_URI; unset = no MongoDB
+MONGO_DATABASE = "pgy"
+MONGO_COLLECTION = "notes"
+
+# The token is added by this handler at the moment of sending, and only there.
+DOWNLOAD_HANDLERS = {
+    "http": "pgy_spider.handler.TokenDownloadHandler",
+    "https": "pgy_spider.handler.TokenDownloadHandler",
+}
+DOWNLOADER_MIDDLEWARES = {
+    "pgy_spider.middlewares.api.PgyApiMiddleware": 580,
+}
+ITEM_PIPELINES = {
+    "pgy_spider.pipelines.notes.NoteValidationPipeline": 100,
+    "pgy_spider.pipelines.notes.NoteDedupPipeline": 200,
+    "pgy_spider.pipelines.mongo.MongoPipeline": 300,
+}
+
+# Requests are deduplicated by note ID before they are made; the resume state is
+# our own (see pgy_spider/scheduler.py).
+DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"
+SCHEDULER = "pgy_spider.scheduler.MemoryScheduler"
+
+# Feeds: UTF-8, never \u escapes; CSV opens in Excel. With no -o/-O/FEEDS the
+# spider writes PGY_FEED_URI as JSON lines.
+FEED_EXPORT_ENCODING = "utf-8"
+FEED_EXPORTERS = {"csv": "pgy_spider.exporters.ExcelCsvItemExporter"}
+
+LOG_LEVEL = "INFO"
