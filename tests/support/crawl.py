@@ -1,0 +1,113 @@
+"""Run real ``scrapy crawl note_detail`` processes and read what they wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+STAT_LINE = re.compile(r"^\s*'(?P<key>[^']+)': (?P<value>-?\d+(?:\.\d+)?|'[^']*'|True|False|None),?\}?$")
+
+
+@dataclass
+class CrawlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    workdir: Path
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output(self) -> Path:
+        return self.workdir / "output"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.output / "summary.json").read_text(encoding="utf-8"))
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.output / "failed.jsonl")
+
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.output / "notes.jsonl")
+
+    def __str__(self) -> str:  # shown by pytest when an assertion on the result fails
+        return f"exit {self.returncode}\n--- stderr (tail) ---\n{self.stderr[-6000:]}"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def parse_stats(log: str) -> dict[str, Any]:
+    """The numbers of Scrapy's closing stats dump (``Dumping Scrapy stats:``)."""
+    stats: dict[str, Any] = {}
+    _, _, dump = log.rpartition("Dumping Scrapy stats:")
+    for line in dump.splitlines()[1:]:
+        match = STAT_LINE.match(line)
+        if match:
+            raw = match["value"]
+            value: Any = raw.strip("'") if raw.startswith("'") else json.loads(
+                raw.lower() if raw in ("True", "False") else ("null" if raw == "None" else raw)
+            )
+            stats[match["key"]] = value
+        if "Spider closed" in line:
+            break
+    return stats
+
+
+def crawl_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"JUSTONEAPI_TOKEN", "PGY_TOKEN_FILE", "PGY_REGION", "MONGO_URI"}
+    }
+    env["PYTHONPATH"] = str(REPO)
+    env["SCRAPY_SETTINGS_MODULE"] = "pgy_spider.settings"
+    env["PYTHONWARNINGS"] = "error::DeprecationWarning:pgy_spider"
+    env.update(extra or {})
+    return env
+
+
+def run_crawl(
+    workdir: Path,
+    *args: str,
+    sim_url: str | None = None,
+    token: str | None = "test-token",
+    settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> CrawlResult:
+    """``scrapy crawl note_detail ARGS`` in ``workdir`` against the simulator."""
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "note_detail", *args]
+    merged: dict[str, Any] = {"PGY_RETRY_BACKOFF": 0, "PGY_RATE_LIMIT_DELAY": 0.05}
+    if sim_url:
+        merged["PGY_BASE_URL"] = sim_url
+    if token is not None:
+        merged["PGY_TOKEN"] = token
+    merged.update(settings or {})
+    for key, value in merged.items():
+        cmd += ["-s", f"{key}={value}"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        cmd,
+        cwd=workdir,
+        env=crawl_env(env),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+    return CrawlResult(proc.returncode, proc.stdout, proc.stderr, workdir, parse_stats(proc.stderr))

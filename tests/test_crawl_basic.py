@@ -1,0 +1,49 @@
+"""End-to-end: a real `scrapy crawl note_detail` against the simulator over loopback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.support.crawl import run_crawl
+from tests.support.simulator import SimulatorClient, make_note_id
+
+
+def test_seed_file_to_notes_once_per_distinct_id(tmp_path: Path, sim: SimulatorClient) -> None:
+    a, b, c = (make_note_id(i) for i in range(3))
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(
+        "\n".join(
+            [
+                "# a comment",
+                a,
+                a.upper(),  # the same note in capitals: a duplicate
+                f"https://www.xiaohongshu.com/explore/{b}?xsec_token=abc&xsec_source=pc",
+                "",
+                f"https://www.xiaohongshu.com/discovery/item/{c}",
+                "not-a-note",
+                "http://xhslink.com/a/AbCdEf",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)
+    assert result.returncode == 0, result
+    assert sorted(n["noteId"] for n in result.notes) == sorted([a, b, c])
+    # Each distinct valid ID is requested exactly once; bad seeds never reach the API.
+    assert sim.stats()["by_note"] == {a: 1, b: 1, c: 1}
+    summary = result.summary
+    assert summary["seeds_read"] == 6
+    assert summary["duplicates"] == 1
+    assert summary["rejected_by_reason"] == {"invalid_id": 1, "short_link": 1}
+    assert summary["notes_written"] == 3
+    assert summary["balanced"] is True
+    assert summary["finish_reason"] == "finished"
+    assert {(f["reason"], f["seed"]) for f in result.failed} == {
+        ("invalid_id", "not-a-note"),
+        ("short_link", "http://xhslink.com/a/AbCdEf"),
+    }
+    assert result.stats["pgy/code/0"] == 3
+    raw = (result.output / "notes.jsonl").read_text(encoding="utf-8")
+    assert "\\u" not in raw  # Chinese and emoji as UTF-8, never escaped
+    assert re.search(r"[\u4e00-\u9fff]", raw)
