@@ -1,6 +1,20 @@
 """Shared fixtures: the API simulator, the MongoDB-compatible server, crawl runners."""
 
+from __future__ import annotations
+
+import pytest
+
 pytest_plugins = [
     "tests.support.simulator",
-    # "tests.support.mongo",
+    "tests.support.mongo",
 ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A skipped test is an untested feature: CI must not pass on it (e.g. a missing
+    # MongoDB server or Scrapyd). Fail the run instead.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"FAILED: {skipped} test(s) skipped; every test must run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

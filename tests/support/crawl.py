@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-STAT_LINE = re.compile(r"^\s*'(?P<key>[^']+)': (?P<value>-?\d+(?:\.\d+)?|'[^']*'|True|False|None),?\}?$")
+STAT_LINE = re.compile(
+    r"^\s*'(?P<key>[^']+)': (?P<value>-?\d+(?:\.\d+)?|'[^']*'|True|False|None),?\}?$"
+)
 
 
 @dataclass
@@ -58,8 +60,12 @@ def parse_stats(log: str) -> dict[str, Any]:
         match = STAT_LINE.match(line)
         if match:
             raw = match["value"]
-            value: Any = raw.strip("'") if raw.startswith("'") else json.loads(
-                raw.lower() if raw in ("True", "False") else ("null" if raw == "None" else raw)
+            value: Any = (
+                raw.strip("'")
+                if raw.startswith("'")
+                else json.loads(
+                    raw.lower() if raw in ("True", "False") else ("null" if raw == "None" else raw)
+                )
             )
             stats[match["key"]] = value
         if "Spider closed" in line:
