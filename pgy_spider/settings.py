@@ -67,6 +67,12 @@ SCHEDULER = "pgy_spider.scheduler.MemoryScheduler"
 # Feeds: UTF-8, never \u escapes; CSV opens in Excel. With no -o/-O/FEEDS the
 # spider writes PGY_FEED_URI as JSON lines.
 FEED_EXPORT_ENCODING = "utf-8"
-FEED_EXPORTERS = {"csv": "pgy_spider.exporters.ExcelCsvItemExporter"}
+FEED_EXPORTERS = {
+    "csv": "pgy_spider.exporters.ExcelCsvItemExporter",
+    # Same output as Scrapy's JSON-lines exporter, ~10x cheaper per note (orjson).
+    "jsonlines": "pgy_spider.exporters.OrjsonLinesItemExporter",
+    "jsonl": "pgy_spider.exporters.OrjsonLinesItemExporter",
+    "jl": "pgy_spider.exporters.OrjsonLinesItemExporter",
+}
 
 LOG_LEVEL = "INFO"

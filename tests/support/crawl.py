@@ -41,7 +41,7 @@ class CrawlResult:
     def notes(self) -> list[dict[str, Any]]:
         return read_jsonl(self.output / "notes.jsonl")
 
-    def __str__(self) -> str:  # shown by pytest when an assertion on the result fails
+    def __repr__(self) -> str:  # shown by pytest when an assertion on the result fails
         return f"exit {self.returncode}\n--- stderr (tail) ---\n{self.stderr[-6000:]}"
 
 
@@ -86,6 +86,24 @@ def crawl_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def crawl_command(
+    *args: str,
+    sim_url: str | None = None,
+    token: str | None = "test-token",
+    settings: dict[str, Any] | None = None,
+) -> list[str]:
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "note_detail", *args]
+    merged: dict[str, Any] = {"PGY_RETRY_BACKOFF": 0, "PGY_RATE_LIMIT_DELAY": 0.05}
+    if sim_url:
+        merged["PGY_BASE_URL"] = sim_url
+    if token is not None:
+        merged["PGY_TOKEN"] = token
+    merged.update(settings or {})
+    for key, value in merged.items():
+        cmd += ["-s", f"{key}={value}"]
+    return cmd
+
+
 def run_crawl(
     workdir: Path,
     *args: str,
@@ -96,15 +114,7 @@ def run_crawl(
     timeout: float = 180,
 ) -> CrawlResult:
     """``scrapy crawl note_detail ARGS`` in ``workdir`` against the simulator."""
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "note_detail", *args]
-    merged: dict[str, Any] = {"PGY_RETRY_BACKOFF": 0, "PGY_RATE_LIMIT_DELAY": 0.05}
-    if sim_url:
-        merged["PGY_BASE_URL"] = sim_url
-    if token is not None:
-        merged["PGY_TOKEN"] = token
-    merged.update(settings or {})
-    for key, value in merged.items():
-        cmd += ["-s", f"{key}={value}"]
+    cmd = crawl_command(*args, sim_url=sim_url, token=token, settings=settings)
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         cmd,
@@ -117,3 +127,30 @@ def run_crawl(
         check=False,
     )
     return CrawlResult(proc.returncode, proc.stdout, proc.stderr, workdir, parse_stats(proc.stderr))
+
+
+def start_crawl(
+    workdir: Path,
+    *args: str,
+    sim_url: str | None = None,
+    token: str | None = "test-token",
+    settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """The same crawl as a background process (to signal or kill it mid-run)."""
+    cmd = crawl_command(*args, sim_url=sim_url, token=token, settings=settings)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=crawl_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+
+
+def finish_crawl(proc: subprocess.Popen[str], workdir: Path, timeout: float = 180) -> CrawlResult:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return CrawlResult(proc.returncode, stdout, stderr, workdir, parse_stats(stderr))
