@@ -395,7 +395,10 @@ class NoteDetailSpider(Spider):
         self.failed_file.close()
         stats = self.crawler.stats
         for key, value in ledger.counts().items():
-            if not isinstance(value, dict):
+            if isinstance(value, dict):  # rejected_by_reason -> pgy/rejected/<reason>
+                for reason, count in value.items():
+                    stats.set_value(f"pgy/{key.removesuffix('_by_reason')}/{reason}", count)
+            else:
                 stats.set_value(f"pgy/{key}", value)
         mw = self.crawler.get_downloader_middleware(PgyApiMiddleware)
         code = exit_code_for(reason, stats.get_stats())
