@@ -253,4 +253,4 @@ class PgyApiMiddleware:
         if self.stop_reason is None:
             self.stop_reason = reason
             logger.error("Stopping the crawl: %s (no further API calls)", reason)
-            _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))  # type: ignore[union-attr]
+            _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request, Spider, signals
+from scrapy.utils.defer import _schedule_coro
 from scrapy.utils.job import job_dir
 
 from pgy_spider import api, noteid, seeds
@@ -29,7 +30,13 @@ from pgy_spider.middlewares.api import (
     META_REQUEST_ID,
     PgyApiMiddleware,
 )
-from pgy_spider.outputs import FailedFile, exit_code_for, format_path, write_summary
+from pgy_spider.outputs import (
+    CLOSE_SEED_ERROR,
+    FailedFile,
+    exit_code_for,
+    format_path,
+    write_summary,
+)
 from pgy_spider.seedurl import fetch_seed_url
 
 if TYPE_CHECKING:
@@ -126,6 +133,7 @@ class NoteDetailSpider(Spider):
         self.ledger.sessions += 1
         self.failed_file = FailedFile(self.failed_path, append=self.resumed)
         self._seeds_exhausted = False
+        self._fatal_reason: str | None = None
         self._last_progress = (time.monotonic(), 0)
         crawler.signals.connect(self._item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(self._item_dropped, signal=signals.item_dropped)
@@ -168,8 +176,19 @@ class NoteDetailSpider(Spider):
                 self.crawler, self.ids_url, self.seeds_path_dir, reuse=bool(self.jobdir)
             )
             if downloaded is None:
+                self._fatal_reason = CLOSE_SEED_ERROR
                 return
             paths.append(downloaded)
+        try:
+            async for request in self._requests_from_seeds(paths):
+                yield request
+        except seeds.SeedFileError as exc:
+            # E.g. a seed file changed under a paused job: stop, say why, call no more.
+            logger.error("%s", exc)
+            self._fatal_reason = CLOSE_SEED_ERROR
+            _schedule_coro(self.crawler.engine.close_spider_async(reason=CLOSE_SEED_ERROR))
+
+    async def _requests_from_seeds(self, paths: list[str]) -> AsyncIterator[Request]:
         fresh = self._fresh_lookup()
         batch: list[seeds.Seed] = []
         for count, seed in enumerate(self._iter_seeds(paths)):
@@ -218,7 +237,7 @@ class NoteDetailSpider(Spider):
         pipeline = self.crawler.get_item_pipeline(MongoPipeline)
         if pipeline is None or not getattr(pipeline, "refresh_enabled", True):
             return None
-        return pipeline.find_fresh  # type: ignore[no-any-return]
+        return pipeline.find_fresh
 
     async def _take_batch(
         self, batch: list[seeds.Seed], fresh: Callable[[list[str]], Awaitable[set[str]]]
@@ -387,6 +406,7 @@ class NoteDetailSpider(Spider):
         )
 
     def closed(self, reason: str) -> None:
+        reason = self._fatal_reason or reason
         task = getattr(self, "_progress_task", None)
         if task is not None:
             task.cancel()
