@@ -416,8 +416,8 @@ class NoteDetailSpider(Spider):
         stats = self.crawler.stats
         for key, value in ledger.counts().items():
             if isinstance(value, dict):  # rejected_by_reason -> pgy/rejected/<reason>
-                for reason, count in value.items():
-                    stats.set_value(f"pgy/{key.removesuffix('_by_reason')}/{reason}", count)
+                for why, count in value.items():
+                    stats.set_value(f"pgy/{key.removesuffix('_by_reason')}/{why}", count)
             else:
                 stats.set_value(f"pgy/{key}", value)
         mw = self.crawler.get_downloader_middleware(PgyApiMiddleware)
