@@ -65,9 +65,9 @@ def parse_tokens(value: str | None) -> list[str]:
         return []
     seen: dict[str, None] = {}
     for part in value.split(","):
-        part = part.strip()
-        if part:
-            seen.setdefault(part, None)
+        token = part.strip()
+        if token:
+            seen.setdefault(token, None)
     return list(seen)
 
 
