@@ -49,6 +49,19 @@ def format_path(template: str, params: dict[str, Any]) -> str:
     return template % _PathParams(params)
 
 
+def feed_uri_params(params: dict[str, Any], spider: Any) -> dict[str, Any]:
+    """``FEED_URI_PARAMS``: the same ``%(job)s`` and ``%(time)s`` in feed URIs as in the
+    failed and summary paths (Scrapyd's job id comes as the spider argument ``_job``)."""
+    own = getattr(spider, "_path_params", None)
+    if callable(own):
+        params.update(own())
+    else:
+        job = params.get("_job") or params.get("job") or ""
+        params.setdefault("job", job)
+        params.setdefault("_job", job)
+    return params
+
+
 class FailedFile:
     """One JSON line per seed that did not yield a note; appended to when a job resumes."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -42,15 +44,22 @@ async def fetch_seed_url(crawler: Crawler, url: str, directory: str, *, reuse: b
     try:
         response = await crawler.engine.download_async(request)
     except Exception as exc:
-        return _give_up(
-            crawler, f"ids_url {url} could not be fetched ({type(exc).__name__}: {exc})"
-        )
+        _give_up(crawler, f"ids_url {url} could not be fetched ({type(exc).__name__}: {exc})")
+        return None
     if response.status != 200:
-        return _give_up(crawler, f"ids_url {url} answered HTTP {response.status}")
+        _give_up(crawler, f"ids_url {url} answered HTTP {response.status}")
+        return None
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + ".part")
-    partial.write_bytes(response.body)
-    partial.replace(target)
+    # A partial file of its own: concurrent jobs (Scrapyd) fetching the same URL into
+    # the same directory never truncate or rename each other's half-written copy.
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(response.body)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     logger.info("Seeds fetched from %s (%s bytes)", url, len(response.body))
     return str(target)
 
@@ -59,4 +68,3 @@ def _give_up(crawler: Crawler, message: str) -> None:
     logger.error("%s: check the URL and that the host can reach it", message)
     assert crawler.engine is not None
     _schedule_coro(crawler.engine.close_spider_async(reason=CLOSE_SEED_ERROR))
-    return None
