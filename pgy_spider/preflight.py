@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from scrapy.settings import BaseSettings
 
 from pgy_spider import api, seeds
+from pgy_spider.outputs import format_path
 from pgy_spider.tokens import load_tokens
 
 
@@ -30,9 +32,39 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     if ids_url and not ids_url.startswith(("http://", "https://")):
         raise api.ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
     warnings = seeds.check_sources(files) if files else []
+    check_output_paths(settings)
     mongo_uri = settings.get("MONGO_URI") or os.environ.get("MONGO_URI")
     if mongo_uri:
         from pgy_spider.mongo import check_reachable
 
         check_reachable(mongo_uri)
     return warnings
+
+
+def check_output_paths(settings: BaseSettings) -> None:
+    """Local feed, failed and summary paths must be writable: a feed that cannot be opened
+    would otherwise lose notes that were already paid for."""
+    feeds = list(settings.getdict("FEEDS")) or [
+        settings.get("PGY_FEED_URI") or "output/notes.jsonl"
+    ]
+    paths = [*feeds, settings.get("PGY_FAILED_PATH"), settings.get("PGY_SUMMARY_PATH")]
+    dummy = {"name": "x", "time": "t", "job": "j", "_job": "j", "batch_id": 1}
+    for template in filter(None, paths):
+        target = str(template)
+        if target.startswith("file://"):
+            target = target[len("file://") :]
+        elif "://" in target:
+            continue  # remote storage (s3, ftp, ...): Scrapy reports its own errors
+        parent = Path(format_path(target, dummy)).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise api.ConfigError(
+                f"cannot create the output directory {str(parent)!r} for {template!r} "
+                f"({exc.strerror or exc}): choose a writable path"
+            ) from None
+        if not os.access(parent, os.W_OK):
+            raise api.ConfigError(
+                f"the output directory {str(parent)!r} for {template!r} is not writable: "
+                "choose a writable path"
+            )

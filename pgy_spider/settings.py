@@ -67,6 +67,8 @@ SCHEDULER = "pgy_spider.scheduler.MemoryScheduler"
 # Feeds: UTF-8, never \u escapes; CSV opens in Excel. With no -o/-O/FEEDS the
 # spider writes PGY_FEED_URI as JSON lines.
 FEED_EXPORT_ENCODING = "utf-8"
+# %(job)s (Scrapyd's job id) and the run's %(time)s in feed URIs, as in PGY_FAILED_PATH.
+FEED_URI_PARAMS = "pgy_spider.outputs.feed_uri_params"
 FEED_EXPORTERS = {
     "csv": "pgy_spider.exporters.ExcelCsvItemExporter",
     # Same output as Scrapy's JSON-lines exporter, ~10x cheaper per note (orjson).
