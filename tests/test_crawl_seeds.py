@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.crawl import CrawlResult, run_crawl
 from tests.support.simulator import SimulatorClient, make_note_id
 
@@ -232,9 +234,12 @@ def test_time_check_rejects_future_ids_and_can_be_disabled(
     assert result.failed == []
 
 
-def test_overlong_seed_is_reported_shortened(tmp_path: Path, sim: SimulatorClient) -> None:
+@pytest.mark.parametrize("length", [5000, 200 * 1024])  # the second is over the 64 KiB line cap
+def test_overlong_seed_is_reported_shortened(
+    tmp_path: Path, sim: SimulatorClient, length: int
+) -> None:
     good = make_note_id(0)
-    junk = "x" * 5000
+    junk = "x" * length
     (tmp_path / "seeds.txt").write_text(f"{junk}\n{good}\n", encoding="utf-8")
     result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)
     _assert_clean_run(result, [good], sim)
@@ -262,3 +267,13 @@ def test_ids_url_not_found_stops_before_any_call(tmp_path: Path, sim: SimulatorC
     assert summary["finish_reason"] == "pgy_seed_error"
     assert summary["seeds_read"] == 0
     assert result.notes == []
+
+
+def test_gbk_share_text(tmp_path: Path, sim: SimulatorClient) -> None:
+    a, b = _ids(2)
+    text = f"【小红书】好物分享 https://www.xiaohongshu.com/explore/{a} 复制打开\n{b}\n乱码行\n"
+    (tmp_path / "seeds.txt").write_bytes(text.encode("gbk"))
+    result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)
+    _assert_clean_run(result, [a, b], sim)
+    # The rejected line is reported readable, decoded from GBK.
+    _assert_rejections(result, {("乱码行", "invalid_id")})

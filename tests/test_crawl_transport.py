@@ -88,6 +88,21 @@ def test_reset_calls_are_all_accounted_for(tmp_path: Path, sim: SimulatorClient)
     assert result.stats["pgy/retry/count"] == resets
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: Twisted's HTTPConnectionPool (retryAutomatically=True) re-sends a "
+    "GET whose reused connection was reset, so PGY_RETRY_TIMES=0 still makes 2 calls for a note",
+)
+def test_no_retry_means_one_call_per_note(tmp_path: Path, sim: SimulatorClient) -> None:
+    ids = [make_note_id(i) for i in range(6)]
+    sim.configure(reset=0.4, seed=7)
+    result = _crawl(tmp_path, sim.url, ids, PGY_RETRY_TIMES=0, CONCURRENT_REQUESTS=1)
+    assert result.returncode == 0, result
+    by_note = sim.stats()["by_note"]
+    assert set(by_note) == set(ids)
+    assert max(by_note.values()) == 1, by_note
+
+
 @pytest.mark.parametrize("fault", ["http502_html", "malformed", "truncated", "reset"])
 def test_persistent_fault_fails_as_transport_error(
     tmp_path: Path, sim: SimulatorClient, fault: str
