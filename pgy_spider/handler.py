@@ -40,6 +40,11 @@ class TokenDownloadHandler(BaseDownloadHandler):
         super().__init__(crawler)
         inner_path = crawler.settings.get("PGY_INNER_DOWNLOAD_HANDLER") or DEFAULT_INNER_HANDLER
         self._inner: BaseDownloadHandler = build_from_crawler(load_object(inner_path), crawler)
+        pool = getattr(self._inner, "_pool", None)
+        if pool is not None and hasattr(pool, "retryAutomatically"):
+            # Twisted's pool silently re-sends a GET when a kept-alive connection was reset:
+            # a paid call the crawl never sees or counts. Every retry is ours to decide.
+            pool.retryAutomatically = False
         self._pool: TokenPool | None = None
 
     def _token_pool(self) -> TokenPool:

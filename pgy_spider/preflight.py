@@ -13,7 +13,6 @@ from typing import Any
 from scrapy.settings import BaseSettings
 
 from pgy_spider import api, seeds
-from pgy_spider.outputs import format_path
 from pgy_spider.tokens import load_tokens
 
 
@@ -24,7 +23,8 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
         settings.get("PGY_REGION") or os.environ.get("PGY_REGION"), settings.get("PGY_BASE_URL")
     )
     files = [p.strip() for p in str(spargs.get("ids_file") or "").split(",") if p.strip()]
-    if not (files or str(spargs.get("ids") or "").strip() or spargs.get("ids_url")):
+    inline = [p for p in str(spargs.get("ids") or "").split(",") if p.strip()]
+    if not (files or inline or spargs.get("ids_url")):
         raise api.ConfigError(
             "no seeds given: pass -a ids_file=PATH[,PATH...], -a ids=ID[,ID...] or -a ids_url=URL"
         )
@@ -43,28 +43,33 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
 
 def check_output_paths(settings: BaseSettings) -> None:
     """Local feed, failed and summary paths must be writable: a feed that cannot be opened
-    would otherwise lose notes that were already paid for."""
+    would otherwise lose notes that were already paid for. Nothing is created here."""
     feeds = list(settings.getdict("FEEDS")) or [
         settings.get("PGY_FEED_URI") or "output/notes.jsonl"
     ]
     paths = [*feeds, settings.get("PGY_FAILED_PATH"), settings.get("PGY_SUMMARY_PATH")]
-    dummy = {"name": "x", "time": "t", "job": "j", "_job": "j", "batch_id": 1}
     for template in filter(None, paths):
         target = str(template)
         if target.startswith("file://"):
             target = target[len("file://") :]
         elif "://" in target:
             continue  # remote storage (s3, ftp, ...): Scrapy reports its own errors
-        parent = Path(format_path(target, dummy)).parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+        ancestor = _existing_ancestor(Path(target).parent)
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
             raise api.ConfigError(
-                f"cannot create the output directory {str(parent)!r} for {template!r} "
-                f"({exc.strerror or exc}): choose a writable path"
-            ) from None
-        if not os.access(parent, os.W_OK):
-            raise api.ConfigError(
-                f"the output directory {str(parent)!r} for {template!r} is not writable: "
+                f"cannot write {template!r}: {str(ancestor)!r} is not a writable directory; "
                 "choose a writable path"
             )
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest directory above ``path`` that exists, ignoring ``%(...)s`` placeholder parts
+    (they are filled in at run time and will be created then)."""
+    parts = path.parts
+    for index, part in enumerate(parts):
+        if "%(" in part:
+            path = Path(*parts[:index]) if index else Path(".")
+            break
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

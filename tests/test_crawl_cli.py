@@ -146,6 +146,11 @@ def test_empty_seed_file_is_a_warning(tmp_path: Path, sim: SimulatorClient) -> N
     assert [n["noteId"] for n in result.notes] == [good]
 
 
+def test_blank_inline_ids_are_no_seeds(tmp_path: Path, sim: SimulatorClient) -> None:
+    result = run_crawl(tmp_path, "-a", "ids= , ,", sim_url=sim.url)
+    _assert_user_error(result, sim, "no seeds")
+
+
 def test_ids_url_not_http(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(tmp_path, "-a", "ids_url=ftp://x", sim_url=sim.url)
     _assert_user_error(result, sim, "ftp://x")
@@ -404,11 +409,6 @@ def test_csv_feed_appended_by_a_second_run(tmp_path: Path, sim: SimulatorClient)
     assert [r[0] for r in rows[1:]] == [a, b]  # one header line, then both runs' rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: preflight.check_output_paths() mkdirs the output paths filled with "
-    "dummy values (name 'x', time 't', job 'j'), leaving stray directories such as runs/x/",
-)
 def test_placeholder_paths_leave_no_stray_directories(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(
         tmp_path,

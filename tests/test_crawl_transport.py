@@ -68,12 +68,6 @@ def test_occasional_fault_is_retried(tmp_path: Path, sim: SimulatorClient, fault
         assert result.summary["possibly_billed"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: Twisted's HTTPConnectionPool silently re-sends a GET whose reused "
-    "connection was reset (retryAutomatically=True), so the API gets calls the crawler never "
-    "counts (pgy/requests_sent, possibly_billed) and PGY_RETRY_TIMES is exceeded",
-)
 def test_reset_calls_are_all_accounted_for(tmp_path: Path, sim: SimulatorClient) -> None:
     ids = [make_note_id(i) for i in range(6)]
     sim.configure(reset=0.4, seed=7)
@@ -88,11 +82,6 @@ def test_reset_calls_are_all_accounted_for(tmp_path: Path, sim: SimulatorClient)
     assert result.stats["pgy/retry/count"] == resets
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: Twisted's HTTPConnectionPool (retryAutomatically=True) re-sends a "
-    "GET whose reused connection was reset, so PGY_RETRY_TIMES=0 still makes 2 calls for a note",
-)
 def test_no_retry_means_one_call_per_note(tmp_path: Path, sim: SimulatorClient) -> None:
     ids = [make_note_id(i) for i in range(6)]
     sim.configure(reset=0.4, seed=7)
