@@ -1,0 +1,119 @@
+"""The benchmark's contenders, each one command line run as its own process.
+
+- ``a``: ``python bench/naive.py`` — the API sample code's ``requests.get`` loop;
+- ``b``: ``scrapy runspider bench/bare_spider.py`` — a bare spider, Scrapy's default settings
+  except ``CONCURRENT_REQUESTS`` = ``CONCURRENT_REQUESTS_PER_DOMAIN`` = C and ``LOG_LEVEL=INFO``,
+  run from a directory without ``scrapy.cfg`` so that no project setting applies;
+- ``c``: ``scrapy crawl note_detail`` with the project's settings and default pipelines,
+  ``-s CONCURRENT_REQUESTS=C`` (the spider applies it to the API host itself);
+- ``cm``: ``c`` with ``MONGO_URI`` set (a fresh database per run) and ``PGY_REFRESH_HOURS=0``,
+  so that every note is still fetched from the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.sim import REPO_ROOT, TOKEN
+
+BENCH_DIR = Path(__file__).resolve().parent
+LABELS = {
+    "a": "(a) naive `requests.get` loop",
+    "b": "(b) bare Scrapy spider",
+    "c": "(c) `scrapy crawl note_detail`",
+    "cm": "(c) + MongoDB",
+}
+# Environment variables that would change what a child does behind the benchmark's back.
+_SCRUB = (
+    "SCRAPY_SETTINGS_MODULE",
+    "SCRAPY_PROJECT",
+    "SCRAPY_PYTHON_SHELL",
+    "MONGO_URI",
+    "JUSTONEAPI_TOKEN",
+    "PGY_TOKEN_FILE",
+    "PGY_REGION",
+)
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+@dataclass
+class Command:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    out_path: Path
+    # Checks after the run (beyond the feed's line count); returns a problem or None.
+    checks: list[Callable[[], str | None]] = field(default_factory=list)
+
+
+def naive(ids_file: Path, sim_url: str, work: Path) -> Command:
+    out = work / "a.jsonl"
+    argv = [sys.executable, str(BENCH_DIR / "naive.py"), str(ids_file), sim_url, TOKEN, str(out)]
+    return Command(argv, base_env(), work, out)
+
+
+def bare(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
+    out = work / "b.jsonl"
+    argv = [sys.executable, "-m", "scrapy", "runspider", str(BENCH_DIR / "bare_spider.py")]
+    argv += ["-a", f"ids_file={ids_file}", "-a", f"base_url={sim_url}", "-a", f"token={TOKEN}"]
+    argv += ["-s", f"CONCURRENT_REQUESTS={concurrency}"]
+    argv += ["-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}"]
+    argv += ["-s", "LOG_LEVEL=INFO", "-O", str(out)]
+    env = base_env()
+    env.pop("PYTHONPATH", None)  # no project code reachable
+    return Command(argv, env, work, out)  # work has no scrapy.cfg: Scrapy's defaults
+
+
+def project(
+    ids_file: Path,
+    sim_url: str,
+    work: Path,
+    concurrency: int,
+    *,
+    name: str = "c",
+    extra_settings: Sequence[str] = (),
+    expected_notes: int | None = None,
+) -> Command:
+    out = work / f"{name}.jsonl"
+    summary = work / f"{name}-summary.json"
+    argv = [sys.executable, "-m", "scrapy", "crawl", "note_detail", "-a", f"ids_file={ids_file}"]
+    settings = [
+        f"PGY_BASE_URL={sim_url}",
+        f"CONCURRENT_REQUESTS={concurrency}",
+        f"PGY_TOKEN={TOKEN}",
+        f"PGY_FAILED_PATH={work / f'{name}-failed.jsonl'}",
+        f"PGY_SUMMARY_PATH={summary}",
+        f"PGY_MONGO_SPILL_PATH={work / f'{name}-spill.jsonl'}",
+        *extra_settings,
+    ]
+    for setting in settings:
+        argv += ["-s", setting]
+    argv += ["-O", str(out)]
+    env = base_env()
+    env["SCRAPY_SETTINGS_MODULE"] = "pgy_spider.settings"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    command = Command(argv, env, REPO_ROOT, out)
+    if expected_notes is not None:
+        command.checks.append(lambda: _check_summary(summary, expected_notes))
+    return command
+
+
+def _check_summary(path: Path, expected: int) -> str | None:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"no readable summary {path}: {exc}"
+    written = summary.get("notes_written")
+    if written != expected or summary.get("exit_code") != 0:
+        return f"summary {path}: notes_written={written}, exit_code={summary.get('exit_code')}"
+    return None
