@@ -46,6 +46,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
             # a paid call the crawl never sees or counts. Every retry is ours to decide.
             pool.retryAutomatically = False
         self._pool: TokenPool | None = None
+        self._stats = crawler.stats
 
     def _token_pool(self) -> TokenPool:
         # The pool belongs to the API middleware, built after download handlers.
@@ -67,6 +68,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
         except NoTokenLeft:
             raise PendingRequest("no usable token left") from None
         request.meta[META_TOKEN_FP] = state.fingerprint
+        self._stats.inc_value("pgy/requests_sent")  # counted where it really leaves
         try:
             response = await self._inner.download_request(
                 request.replace(url=with_token(request.url, state.token))

@@ -386,7 +386,10 @@ def _csv_extractor(f: BinaryIO, path: str, offset: int, check_time: bool) -> tup
     f.seek(0)
     if first is None:
         return _csv_column_extractor(0, check_time), offset
-    first_offset, first_text, _overlong = first
+    first_offset, first_text, overlong = first
+    if overlong:
+        # A header is never 64 KiB long: this row is an (invalid) seed, reported as such.
+        return _csv_column_extractor(0, check_time), offset
     column, is_header = _csv_header(_csv_cells(first_text), check_time)
     if is_header and offset <= first_offset:
         offset = first_offset + _line_length_at(f, first_offset)

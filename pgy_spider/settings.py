@@ -77,4 +77,8 @@ FEED_EXPORTERS = {
     "jl": "pgy_spider.exporters.OrjsonLinesItemExporter",
 }
 
+# With HTTPCACHE_ENABLED, only answers that settle a note (codes 0, 201) are cached:
+# a cached 301/302/303 would be replayed to its own retries.
+HTTPCACHE_POLICY = "pgy_spider.cachepolicy.ApiCachePolicy"
+
 LOG_LEVEL = "INFO"

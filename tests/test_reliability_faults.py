@@ -333,12 +333,6 @@ def test_reset_makes_no_call_the_crawl_does_not_count(tmp_path: Path, sim: Simul
     assert stats["calls"] == s["requests_sent"] == len(ids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with HTTPCACHE_ENABLED (README: 'works as usual') the retry of a 301/500/502 "
-    "is served the cached failure: the API is never asked again, notes fail "
-    "retries_exhausted and requests_sent/api_calls count calls never made",
-)
 def test_http_cache_does_not_replay_failures_to_retries(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:

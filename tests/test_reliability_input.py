@@ -255,13 +255,6 @@ def test_binary_bytes_past_the_sniffed_head_do_not_crash(
     assert result.summary["rejected"] == len(rejected) == len(garbage.split(b"\n"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a first CSV row over 64 KiB is taken for a header and skipped silently "
-    "(pgy_spider/seeds.py _csv_extractor ignores the overlong flag of the first row): not "
-    "counted in seeds_read, not in the failed file, though README says such a line is "
-    "rejected invalid_id",
-)
 def test_megabyte_first_csv_row_is_rejected_not_taken_for_a_header(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:

@@ -209,12 +209,6 @@ def test_token_file_with_one_token_per_line(tmp_path: Path, sim: SimulatorClient
     _assert_tokens_reported(result, sim, {A: "pgy_insufficient_balance", B: None})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with HTTPCACHE_ENABLED the call repeated with the next token after a "
-    "refusal (middlewares/api.py _token_refused) is answered from the cache with the same "
-    "refusal, attributed to the already-retired token: the crawl loops forever",
-)
 def test_token_rotation_with_http_cache_enabled(tmp_path: Path, sim: SimulatorClient) -> None:
     ids = _ids(4)
     sim.configure(tokens=[A, B], token_codes={A: 303})

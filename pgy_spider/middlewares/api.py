@@ -92,7 +92,6 @@ class PgyApiMiddleware:
         wait = max(self._paused_until, request.meta.get(META_NOT_BEFORE, 0.0)) - time.monotonic()
         if wait > 0:
             return self._wait_then_check(wait)
-        self.stats.inc_value("pgy/requests_sent")
         return None
 
     def _check_may_send(self) -> None:
@@ -105,7 +104,6 @@ class PgyApiMiddleware:
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, 0.25))
             self._check_may_send()
-        self.stats.inc_value("pgy/requests_sent")
 
     # -- after an answer ----------------------------------------------------------------
 
@@ -122,10 +120,13 @@ class PgyApiMiddleware:
             self.stats.inc_value(f"pgy/transport/{kind}")
             return self._retry_or_fail(request, None, kind, attempts, None)
         code = envelope.code
-        self.stats.inc_value("pgy/api_calls")
-        self.stats.inc_value(f"pgy/code/{code}")
-        if fingerprint:
-            self.tokens.count_call(fingerprint)
+        if "cached" in response.flags:
+            self.stats.inc_value("pgy/cache_hits")  # HTTPCACHE_ENABLED: no call was made
+        else:
+            self.stats.inc_value("pgy/api_calls")
+            self.stats.inc_value(f"pgy/code/{code}")
+            if fingerprint:
+                self.tokens.count_call(fingerprint)
         request.meta[META_LAST_CODE] = code
         request.meta[META_REQUEST_ID] = envelope.request_id
         action = action_for(code)

@@ -49,7 +49,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     text = path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # Split on "\n" only: orjson writes U+2028/U+0085 unescaped, and str.splitlines()
+    # would cut a valid JSON line there.
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def parse_stats(log: str) -> dict[str, Any]:
