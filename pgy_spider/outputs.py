@@ -21,10 +21,13 @@ EXIT_INTERRUPTED = 4
 EXIT_STORAGE = 5
 
 CLOSE_SEED_ERROR = "pgy_seed_error"
+CLOSE_STORAGE_ERROR = "pgy_storage_error"
 
 
 def exit_code_for(reason: str, stats: dict[str, Any]) -> int:
-    if stats.get("pgy/mongo/spilled"):
+    if stats.get("pgy/mongo/spilled") or stats.get("pgy/mongo/lost"):
+        return EXIT_STORAGE
+    if reason == CLOSE_STORAGE_ERROR:
         return EXIT_STORAGE
     if reason == "finished":
         return EXIT_OK

@@ -47,7 +47,12 @@ def check_output_paths(settings: BaseSettings) -> None:
     feeds = list(settings.getdict("FEEDS")) or [
         settings.get("PGY_FEED_URI") or "output/notes.jsonl"
     ]
-    paths = [*feeds, settings.get("PGY_FAILED_PATH"), settings.get("PGY_SUMMARY_PATH")]
+    paths = [
+        *feeds,
+        settings.get("PGY_FAILED_PATH"),
+        settings.get("PGY_SUMMARY_PATH"),
+        settings.get("PGY_MONGO_SPILL_PATH"),
+    ]
     for template in filter(None, paths):
         target = str(template)
         if target.startswith("file://"):

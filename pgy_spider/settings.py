@@ -44,6 +44,11 @@ PGY_REFRESH_HOURS = 24
 MONGO_URI = None  # else env MONGO_URI; unset = no MongoDB
 MONGO_DATABASE = "pgy"
 MONGO_COLLECTION = "notes"
+PGY_MONGO_BATCH_SIZE = 500
+PGY_MONGO_FLUSH_SECONDS = 2.0
+PGY_MONGO_RETRIES = 3
+PGY_MONGO_RETRY_BACKOFF = 0.5
+PGY_MONGO_SPILL_PATH = "output/mongo-spill.jsonl"
 
 # The token is added by this handler at the moment of sending, and only there.
 DOWNLOAD_HANDLERS = {

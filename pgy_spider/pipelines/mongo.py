@@ -99,7 +99,8 @@ class MongoPipeline:
         settings = crawler.settings
         uri = settings.get("MONGO_URI") or os.environ.get("MONGO_URI")
         if not uri:
-            raise NotConfigured("MONGO_URI is not set: notes are not stored in MongoDB")
+            # A bare NotConfigured: "no MongoDB" is a normal way to run, not worth a warning.
+            raise NotConfigured
         self.uri: str = uri
         self.database_name: str = settings.get("MONGO_DATABASE") or "pgy"
         self.collection_name: str = settings.get("MONGO_COLLECTION") or "notes"

@@ -30,8 +30,10 @@ from pgy_spider.middlewares.api import (
     META_REQUEST_ID,
     PgyApiMiddleware,
 )
+from pgy_spider.mongo import MongoUnavailable
 from pgy_spider.outputs import (
     CLOSE_SEED_ERROR,
+    CLOSE_STORAGE_ERROR,
     FailedFile,
     exit_code_for,
     format_path,
@@ -184,9 +186,15 @@ class NoteDetailSpider(Spider):
                 yield request
         except seeds.SeedFileError as exc:
             # E.g. a seed file changed under a paused job: stop, say why, call no more.
-            logger.error("%s", exc)
-            self._fatal_reason = CLOSE_SEED_ERROR
-            _schedule_coro(self.crawler.engine.close_spider_async(reason=CLOSE_SEED_ERROR))
+            self._stop_reading(CLOSE_SEED_ERROR, str(exc))
+        except MongoUnavailable as exc:
+            # Freshness cannot be checked: going on would pay again for stored notes.
+            self._stop_reading(CLOSE_STORAGE_ERROR, f"{exc}; stopping before paying for notes")
+
+    def _stop_reading(self, reason: str, message: str) -> None:
+        logger.error("%s", message)
+        self._fatal_reason = reason
+        _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))
 
     async def _requests_from_seeds(self, paths: list[str]) -> AsyncIterator[Request]:
         fresh = self._fresh_lookup()
