@@ -165,6 +165,15 @@ def _watch(
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
+            if sim is not None and done_at is None and first_request is not None:
+                # It answered the last calls and exited between two polls: extrapolate the
+                # end from the rate so far, never past the exit.
+                exited = time.monotonic()
+                if int(sim.stats()["calls"]) >= expected:
+                    done_at = exited
+                    if last_calls > 0 and last_poll > first_request:
+                        rate = last_calls / (last_poll - first_request)
+                        done_at = min(exited, last_poll + (expected - last_calls) / rate)
             return status, usage, first_request, done_at
         now = time.monotonic()
         if now > deadline:

@@ -6,6 +6,7 @@
   run from a directory without ``scrapy.cfg`` so that no project setting applies;
 - ``c``: ``scrapy crawl note_detail`` with the project's settings and default pipelines,
   ``-s CONCURRENT_REQUESTS=C`` (the spider applies it to the API host itself);
+- ``cs``: ``c`` over (c)+MongoDB's smaller N, when that differs, for a like-for-like ratio;
 - ``cm``: ``c`` with ``MONGO_URI`` set (a fresh database per run) and ``PGY_REFRESH_HOURS=0``,
   so that every note is still fetched from the API.
 """
@@ -26,6 +27,7 @@ LABELS = {
     "a": "(a) naive `requests.get` loop",
     "b": "(b) bare Scrapy spider",
     "c": "(c) `scrapy crawl note_detail`",
+    "cs": "(c) at (c)+MongoDB's N",
     "cm": "(c) + MongoDB",
 }
 # Environment variables that would change what a child does behind the benchmark's back.
