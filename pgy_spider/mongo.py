@@ -165,7 +165,8 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         # from None: the message says it all; the driver's chained error would only add
         # a multi-line topology dump to the traceback Scrapy prints.
         raise MongoUnavailable(
-            f"MongoDB unreachable at {mask_uri(uri)}: {short_error(exc, uri)}"
+            f"MongoDB unreachable at {mask_uri(uri)}: {short_error(exc, uri)}; "
+            "start the server or fix MONGO_URI (unset it to write feeds only)"
         ) from None
     finally:
         client.close()
@@ -259,7 +260,8 @@ _NOT_IN_NOTE_SET = frozenset({"_id", "fetchedAt", "firstFetchedAt"})
 
 
 def note_update(item: Mapping[str, Any]) -> UpdateOne:
-    """Upsert of the note document: the latest fetch wins, ``firstFetchedAt`` stays."""
+    """Upsert of the note document: this write wins (replay a spill before newer runs),
+    ``firstFetchedAt`` stays."""
     when = fetched_at(item)
     doc: Doc = {k: v for k, v in item.items() if k not in _NOT_IN_NOTE_SET}
     for name in DATETIME_FIELDS:

@@ -374,15 +374,6 @@ def test_password_in_uri_is_masked_when_down_at_start(
     assert sim.stats()["calls"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: the preflight error for an unreachable MongoDB says what is wrong but "
-        "not how to fix it (pgy_spider/mongo.py check_reachable: 'MongoDB unreachable at "
-        "<uri>: <driver error>' names neither MONGO_URI nor starting the server), although "
-        "preflight promises 'one line saying what is wrong and how to fix it'"
-    ),
-)
 def test_server_down_at_start_error_says_how_to_fix(
     tmp_path: Path,
     sim: SimulatorClient,
