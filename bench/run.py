@@ -95,7 +95,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up")
     p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, feeds)")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the work directory (logs, feeds, seed files)"
+    )
     args = p.parse_args(argv)
     args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(args.variant_list) - set(ALL_VARIANTS)
@@ -146,7 +148,18 @@ class Bench:
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    def run(self, variant: str, round_no: int, ids: Path, notes: int) -> RunResult:
+    def run(
+        self,
+        variant: str,
+        round_no: int,
+        ids: Path,
+        notes: int,
+        *,
+        settings: list[str] | None = None,
+        label: str | None = None,
+    ) -> RunResult:
+        """One measured run of ``variant``; ``settings`` replaces ``--c-setting`` for (c)
+        and the result is filed under ``label`` (default: the variant)."""
         self._runs += 1
         work = self.work / f"run-{self._runs:03d}-{variant}"
         work.mkdir()
@@ -157,7 +170,7 @@ class Bench:
         elif variant == "b":
             command = variants.bare(ids, self.sim.url, work, args.concurrency)
         else:
-            extra = list(args.c_setting)
+            extra = list(args.c_setting if settings is None else settings)
             if variant == "cm":
                 assert self.mongo is not None
                 database = self.mongo.database_name()
@@ -202,8 +215,11 @@ class Bench:
             if database is not None and self.mongo is not None:
                 self.mongo.drop(database)
         result.extra["argv"] = shlex.join(command.argv)
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        if label is not None:
+            result.variant = label
+        if not args.keep:  # the feeds are big; the logs stay with the work directory
+            for feed in work.glob("*.jsonl"):
+                feed.unlink()
         return result
 
 
@@ -304,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             "failure": failure,
         }
         args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    if args.keep:
-        log(f"logs and feeds kept in {work}")
+    if args.keep or failure is not None:
+        log(f"logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     if failure is not None:
