@@ -60,13 +60,22 @@ AIOHTTP = (
 
 EXPERIMENTS: dict[str, list[str]] = {
     "baseline": [],
+    # Scrapy 2.19 runs each callback's output through _parallel_asyncio, which creates
+    # 1 + CONCURRENT_ITEMS (default 100) asyncio tasks per response; parse_note yields one item.
+    "concurrent-items-1": ["CONCURRENT_ITEMS=1"],
     "log-warning": ["LOG_LEVEL=WARNING"],
     "aiohttp-handler": [AIOHTTP],
     "no-downloader-stats": ["DOWNLOADER_STATS=False"],
     "trim-downloader-mw": [TRIM_DL],
     "trim-spider-mw": [TRIM_SP],
-    "trim-all": [TRIM_DL, TRIM_SP, "LOG_LEVEL=WARNING"],
-    "trim-all+aiohttp": [TRIM_DL, TRIM_SP, "LOG_LEVEL=WARNING", AIOHTTP],
+    "items-1+trim-all": ["CONCURRENT_ITEMS=1", TRIM_DL, TRIM_SP, "LOG_LEVEL=WARNING"],
+    "items-1+trim-all+aiohttp": [
+        "CONCURRENT_ITEMS=1",
+        TRIM_DL,
+        TRIM_SP,
+        "LOG_LEVEL=WARNING",
+        AIOHTTP,
+    ],
     # Diagnostic, not a suggestion: what the item pipelines (validation, dedup) cost.
     "diag-no-pipelines": ["ITEM_PIPELINES={}"],
 }

@@ -6,9 +6,11 @@ starts the simulator, runs ``scrapy crawl note_detail`` exactly as ``bench.run``
 venv, it is not a requirement), and prints two tables, in microseconds of CPU per note (the
 sample shares scaled to the process's measured CPU time):
 
-- *by owner*: each sample goes to the innermost frame that belongs to a known part (our modules,
-  Scrapy's downloader middlewares, the download handler, the scheduler, feed export, logging,
-  stats, signals, Twisted, asyncio, pydantic, ...), so the parts add up to the whole;
+- *by owner*: each sample (``--gil``: only stacks holding the GIL, i.e. Python on the CPU) goes
+  to the innermost frame that belongs to a known part (our modules, Scrapy's downloader
+  middlewares, the download handler, the scheduler, feed export, logging, stats, signals,
+  Twisted, pydantic, ...; standard-library frames count for their caller, except under the
+  event loop itself), so the parts add up to the whole;
 - *inclusive*: the share of samples with a given function anywhere on the stack (our entry
   points and Scrapy's chains), so "everything under PgyApiMiddleware.process_response".
 
@@ -82,34 +84,77 @@ OWNERS: list[tuple[str, str]] = [
     ("other stdlib", "/lib/python3"),
 ]
 
-# Functions reported inclusively (anywhere on the stack).
-INCLUSIVE: list[tuple[str, str]] = [
-    ("TokenDownloadHandler.download_request (incl. inner handler)", "download_request (pgy_spider"),
-    ("PgyApiMiddleware.process_request", "process_request (pgy_spider/middlewares"),
-    ("PgyApiMiddleware.process_response (incl. parse_envelope)", "process_response (pgy_spider"),
-    ("NoteDetailSpider.start (seeds -> requests)", "start (pgy_spider/spiders"),
-    ("NoteDetailSpider.parse_note", "parse_note (pgy_spider"),
-    ("NoteValidationPipeline.process_item", "process_item (pgy_spider/pipelines/notes"),
-    ("feed export (item_scraped -> exporter)", "item_scraped (scrapy/extensions/feedexport"),
-    ("downloader middleware chain (download)", "download (scrapy/core/downloader/middleware"),
-    ("HTTP11DownloadHandler.download_request", "download_request (scrapy/core/downloader/handl"),
-    ("scheduler enqueue_request", "enqueue_request (scrapy/core/scheduler"),
-    ("scheduler next_request", "next_request (scrapy/core/scheduler"),
-    ("spider middleware chain (scrape_response)", "scrape_response (scrapy/core/spidermw"),
-    ("signals send_catch_log", "send_catch_log"),
-    ("logging (any)", "(logging/"),
-    ("stats inc_value", "inc_value (scrapy/statscollectors"),
-    ("Request.replace / Response.replace", "replace (scrapy/http/"),
-    ("Request.__init__", "__init__ (scrapy/http/request/__init__"),
+# Owners that only say "the standard library did it": a sample whose innermost frames are
+# these goes to the innermost caller that is not (Scrapy's code that called asyncio, ...),
+# unless the event loop itself is the caller.
+WEAK = {
+    "asyncio event loop",
+    "json (stdlib)",
+    "urllib / http (stdlib)",
+    "other stdlib",
+}
+LOOP_FRAME = "BaseEventLoop.run_forever"
+
+# Functions reported inclusively (anywhere on the stack): (label, function, file fragment).
+INCLUSIVE: list[tuple[str, str, str]] = [
+    (
+        "Scrapy's _parallel_asyncio (1 + CONCURRENT_ITEMS tasks per response)",
+        "_parallel_asyncio",
+        "scrapy/utils/asyncio",
+    ),
+    (
+        "TokenDownloadHandler.download_request (with the inner handler)",
+        "download_request",
+        "pgy_spider/handler",
+    ),
+    ("HTTP11DownloadHandler.download_request", "download_request", "handlers/http11"),
+    (
+        "downloader middleware chain (DownloaderMiddlewareManager.download)",
+        "download",
+        "scrapy/core/downloader/middleware",
+    ),
+    ("PgyApiMiddleware.process_request", "process_request", "pgy_spider/middlewares"),
+    (
+        "PgyApiMiddleware.process_response (with parse_envelope)",
+        "process_response",
+        "pgy_spider/middlewares",
+    ),
+    ("NoteDetailSpider.start (seeds -> requests)", "start", "pgy_spider/spiders"),
+    ("NoteDetailSpider.parse_note", "parse_note", "pgy_spider/spiders"),
+    ("item pipelines (ItemPipelineManager)", "process_item", "scrapy/pipelines"),
+    (
+        "NoteValidationPipeline.process_item (pydantic)",
+        "process_item",
+        "pgy_spider/pipelines/notes",
+    ),
+    ("feed export (FeedExporter.item_scraped)", "item_scraped", "scrapy/extensions/feedexport"),
+    ("spider middleware chain (scrape_response)", "scrape_response", "scrapy/core/spidermw"),
+    ("scheduler enqueue_request", "enqueue_request", "scrapy/core/scheduler"),
+    ("scheduler next_request", "next_request", "scrapy/core/scheduler"),
+    ("signals (send_catch_log*)", "send_catch_log", "scrapy/"),
+    ("logging (Logger._log)", "_log", "logging/"),
+    ("stats (inc_value)", "inc_value", "scrapy/statscollectors"),
+    ("Request/Response .replace", "replace", "scrapy/http/"),
 ]
 
 
+def _split(frame: str) -> tuple[str, str]:
+    name, _, rest = frame.partition(" (")
+    return name, rest
+
+
 def owner_of(frames: list[str]) -> str:
+    weak: str | None = None
     for frame in reversed(frames):  # leaf first
+        if frame.startswith(LOOP_FRAME):
+            break
         for label, fragment in OWNERS:
             if fragment in frame:
-                return label
-    return "unattributed"
+                if label not in WEAK:
+                    return label
+                weak = weak or label
+                break
+    return weak or "unattributed"
 
 
 def analyse(raw: Path) -> tuple[Counter[str], Counter[str], int]:
@@ -124,8 +169,9 @@ def analyse(raw: Path) -> tuple[Counter[str], Counter[str], int]:
         frames = stack.split(";")
         total += count
         owners[owner_of(frames)] += count
-        for label, fragment in INCLUSIVE:
-            if any(fragment in frame for frame in frames):
+        split = [_split(frame) for frame in frames]
+        for label, func, fragment in INCLUSIVE:
+            if any(name.endswith(func) and fragment in where for name, where in split):
                 inclusive[label] += count
     return owners, inclusive, total
 
@@ -155,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             ids, sim.url, work, args.concurrency, extra_settings=args.setting
         )
         raw = work / "stacks.txt"
-        argv_spy = [pyspy, "record", "--format", "raw", "--nolineno", "--full-filenames"]
+        argv_spy = [pyspy, "record", "--format", "raw", "--nolineno", "--full-filenames", "--gil"]
         argv_spy += ["--rate", str(args.rate), "-o", str(raw), "--", *command.argv]
         with (work / "crawl.log").open("wb") as log:
             proc = subprocess.Popen(
