@@ -69,6 +69,17 @@ EXPERIMENTS: dict[str, list[str]] = {
     "trim-downloader-mw": [TRIM_DL],
     "trim-spider-mw": [TRIM_SP],
     "items-1+trim-all": ["CONCURRENT_ITEMS=1", TRIM_DL, TRIM_SP, "LOG_LEVEL=WARNING"],
+    # The warning check re-parses parse_note's source (inspect.getsource + ast.parse) for every
+    # response: its cache is keyed weakly on the bound method, which dies with each request.
+    "no-generator-return-check": ["WARN_ON_GENERATOR_RETURN_VALUE=False"],
+    "best": [
+        "CONCURRENT_ITEMS=1",
+        "WARN_ON_GENERATOR_RETURN_VALUE=False",
+        TRIM_DL,
+        TRIM_SP,
+        "LOG_LEVEL=WARNING",
+        AIOHTTP,
+    ],
     "items-1+trim-all+aiohttp": [
         "CONCURRENT_ITEMS=1",
         TRIM_DL,
