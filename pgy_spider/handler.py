@@ -8,13 +8,14 @@ tokenless one. Exceptions are scrubbed too: some transport errors quote the URL.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from scrapy.core.downloader.handlers.base import BaseDownloadHandler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from pgy_spider.api import mask_secrets, with_token
+from pgy_spider.apiclient import ApiHttpDownloadHandler
 from pgy_spider.tokens import NoTokenLeft
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from pgy_spider.tokens import TokenPool
 
-DEFAULT_INNER_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
+DEFAULT_INNER_HANDLER = "pgy_spider.apiclient.ApiHttpDownloadHandler"
 META_API = "pgy_api"
 META_TOKEN_FP = "pgy_token_fp"
 
@@ -47,6 +48,9 @@ class TokenDownloadHandler(BaseDownloadHandler):
             pool.retryAutomatically = False
         self._pool: TokenPool | None = None
         self._stats = crawler.stats
+        # Our own client takes the URL to send apart from the request: no copies of the
+        # request and the response per call (see _send).
+        self._takes_url = isinstance(self._inner, ApiHttpDownloadHandler)
 
     def _token_pool(self) -> TokenPool:
         # The pool belongs to the API middleware, built after download handlers.
@@ -70,12 +74,17 @@ class TokenDownloadHandler(BaseDownloadHandler):
         request.meta[META_TOKEN_FP] = state.fingerprint
         self._stats.inc_value("pgy/requests_sent")  # counted where it really leaves
         try:
-            response = await self._inner.download_request(
-                request.replace(url=with_token(request.url, state.token))
-            )
+            return await self._send(request, with_token(request.url, state.token))
         except Exception as exc:
             scrub_exception(exc, pool.secrets)
             raise
+
+    async def _send(self, request: Request, url: str) -> Response:
+        if self._takes_url:
+            inner = cast("ApiHttpDownloadHandler", self._inner)
+            return await inner.download_request(request, url=url)
+        # Any other Scrapy handler: a private tokened copy, and a tokenless response URL.
+        response = await self._inner.download_request(request.replace(url=url))
         return response.replace(url=request.url)
 
     async def close(self) -> None:

@@ -214,8 +214,8 @@ def test_openapi_statuses_retryable_codes(tmp_path: Path, sim: SimulatorClient) 
     assert result.failed == []
     assert result.stats["pgy/code/302"] == 2
     assert result.stats["pgy/code/301"] == 3
-    assert result.stats["downloader/response_status_count/429"] == 2
-    assert result.stats["downloader/response_status_count/500"] == 3
+    assert result.stats["pgy/http_status/429"] == 2
+    assert result.stats["pgy/http_status/500"] == 3
 
 
 def test_openapi_statuses_failing_codes(tmp_path: Path, sim: SimulatorClient) -> None:
@@ -253,7 +253,7 @@ def test_openapi_401_token_is_fatal(tmp_path: Path, sim: SimulatorClient) -> Non
     assert result.returncode == 3, result
     assert result.summary["finish_reason"] == "pgy_invalid_token"
     assert sim.stats()["calls"] == 1
-    assert result.stats["downloader/response_status_count/401"] == 1
+    assert result.stats["pgy/http_status/401"] == 1
     assert result.notes == []
     assert result.failed == []
 

@@ -69,6 +69,7 @@ class PgyApiMiddleware:
             load_tokens(settings.get("PGY_TOKEN"), settings.get("PGY_TOKEN_FILE"))
         )
         logmask.install(self.tokens.secrets)
+        _quiet_per_call_debug_logs(settings.get("LOG_LEVEL"))
         self.retry_times = settings.getint("PGY_RETRY_TIMES", 5)
         self.backoff = settings.getfloat("PGY_RETRY_BACKOFF", 1.0)
         self.backoff_max = settings.getfloat("PGY_RETRY_BACKOFF_MAX", 60.0)
@@ -111,6 +112,7 @@ class PgyApiMiddleware:
         if not request.meta.get(META_API):
             return response
         fingerprint = request.meta.get(META_TOKEN_FP)
+        self.stats.inc_value(f"pgy/http_status/{response.status}")
         envelope = parse_envelope(response.body)
         attempts = request.meta.get(META_ATTEMPTS, 0) + 1
         request.meta[META_ATTEMPTS] = attempts
@@ -255,3 +257,13 @@ class PgyApiMiddleware:
             self.stop_reason = reason
             logger.error("Stopping the crawl: %s (no further API calls)", reason)
             _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+
+def _quiet_per_call_debug_logs(log_level: object) -> None:
+    """Scrapy filters by level in its handler, after building a record for each "Crawled"
+    and "Scraped from" DEBUG line: two records per note, for nothing, unless LOG_LEVEL is
+    DEBUG. Raise those loggers' own level so the records are never built."""
+    level = logging.getLevelName(str(log_level)) if log_level else logging.DEBUG
+    if isinstance(level, int) and level > logging.DEBUG:
+        for name in ("scrapy.core.engine", "scrapy.core.scraper"):
+            logging.getLogger(name).setLevel(level)

@@ -13,7 +13,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 STAT_LINE = re.compile(
-    r"^\s*'(?P<key>[^']+)': (?P<value>-?\d+(?:\.\d+)?|'[^']*'|True|False|None),?\}?$"
+    r"^\s*\{?'(?P<key>[^']+)': (?P<value>-?\d+(?:\.\d+)?|'[^']*'|True|False|None),?\}?$"
 )
 
 
