@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgy_spider.idset import CompactIdSet
+
 STATE_FILE = "pgy-state.pickle"
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass
@@ -30,8 +32,8 @@ class Ledger:
     failed: Counter[str] = field(default_factory=Counter)
     # seq -> note id of every note issued to the API and not settled yet.
     outstanding: dict[int, str] = field(default_factory=dict)
-    # Compact keys (ints) of every distinct note id issued in this run, for dedup.
-    seen: set[int] = field(default_factory=set)
+    # Keys (96-bit ints) of every distinct note id read in this run, for dedup.
+    seen: CompactIdSet = field(default_factory=CompactIdSet)
     # (file_index, offset, seq) of the last seed fully handed over (settled or issued).
     cursor: tuple[int, int, int] | None = None
     sessions: int = 0

@@ -42,6 +42,8 @@ def test_state_round_trip_is_atomic(tmp_path: Path) -> None:
     ledger.save(str(tmp_path))
     loaded = Ledger.load(str(tmp_path))
     assert loaded is not None
-    assert loaded.outstanding == {0: "a"} and loaded.seen == {42} and loaded.cursor == (0, 25, 0)
+    assert (
+        loaded.outstanding == {0: "a"} and set(loaded.seen) == {42} and loaded.cursor == (0, 25, 0)
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["pgy-state.pickle"]  # no temp file left
     assert Ledger.load(str(tmp_path / "nothing")) is None

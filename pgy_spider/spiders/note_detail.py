@@ -288,11 +288,9 @@ class NoteDetailSpider(Spider):
             ledger.reject(reason)
             self.failed_file.write(FailureRecord(None, None, reason, 0, seed=seed.raw))
             return None
-        key = noteid.note_id_to_int(note_id)
-        if key in ledger.seen:
+        if not ledger.seen.add(noteid.note_id_to_int(note_id)):
             ledger.duplicate()
             return None
-        ledger.seen.add(key)
         if note_id in fresh_ids:
             ledger.skip_fresh()
             return None
