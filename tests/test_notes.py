@@ -6,111 +6,19 @@ import copy
 import json
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from pgy_spider.notes import KOL_FIELDS, NOTE_FIELDS, InvalidNote, normalize_note
+from tests.support.sample import load_sample_data
 
 NOTE_ID = "65c0b3fc000000002c037a49"
 FETCHED_AT = datetime(2026, 11, 27, 8, 30, 15, tzinfo=UTC)
-SHARED_SAMPLE = Path("/work/shared/api/note-detail-v1.sample-response.json")
-
-# The "data" object of /work/shared/api/note-detail-v1.sample-response.json, copied verbatim so
-# the suite does not depend on a file outside the repository.
-SAMPLE_DATA: dict[str, Any] = {
-    "noteId": "65c0b3fc000000002c037a49",
-    "noteLink": "https://www.xiaohongshu.com/explore/65c0b3fc000000002c037a49?xsec_token=MBZ5JOqdwczIfWfPBnr07jLpjhAUQ4Udcjkil5rH-2RFg=&xsec_source=pc_pgy",
-    "userId": "62060e8c0000000010008f55",
-    "headPhoto": "https://sns-avatar-qc.xhscdn.com/avatar/1000g2jo2pdfsn8cjs0005og61q6413qlmn6hsa0?imageView2/2/w/120/format/jpg",
-    "name": "曹操来了",
-    "redId": None,
-    "type": 2,
-    "atUserList": None,
-    "title": "",
-    "content": (
-        "拍狙击手的时候张艺谋说了这句话让曹操觉得皮特别冷心特别暖  "
-        "#电影狙击手[话题]#   #曹操来了[话题]#  #明星[话题]#"
-    ),
-    "imagesList": [
-        {
-            "fileId": "spectrum/1040g0k030ups4ufllg005og61q6413qltc9ngeo",
-            "url": "http://ci.xiaohongshu.com/spectrum/1040g0k030ups4ufllg005og61q6413qltc9ngeo?imageView2/2/w/1080/format/jpg",
-            "original": "http://ci.xiaohongshu.com/spectrum/1040g0k030ups4ufllg005og61q6413qltc9ngeo",
-            "width": 1080,
-            "height": 1920,
-            "latitude": None,
-            "longitude": None,
-            "traceId": "spectrum/1040g0k030ups4ufllg005og61q6413qltc9ngeo",
-            "sticker": None,
-            "imageExtraInfo": None,
-        }
-    ],
-    "videoInfo": {
-        "id": "112137331",
-        "videoKey": "stream/110/258/01e5c0b37e064fea010376038d78bf83b6_258.mp4",
-        "originVideoKey": "spectrum/1040g0jg30ups4uac5i005og61q6413ql180l93g",
-        "meta": {"width": 1080, "height": 1920, "duration": 23, "videoId": "136727240850690026"},
-        "gifKey": "",
-        "videoUrl": "http://v.xiaohongshu.com/stream/110/258/01e5c0b37e064fea010376038d78bf83b6_258.mp4?sign=d9240bb7cd83add45a7f6b8f6640600b&t=69b04000",
-        "gifUrl": "",
-        "videoKeyList": [],
-        "hasFragments": False,
-        "thumbnail": "110/0/01e5c0b37e064fea0010000000018d78bf1fd7_0.webp",
-        "firstFrame": None,
-        "volume": 0,
-        "chapters": None,
-        "redGifInfo": None,
-    },
-    "time": {
-        "createTime": 1707127804000,
-        "updateTime": 1707142186000,
-        "userUpdateTime": 1707127804000,
-    },
-    "createTime": "2024-02-05 18:10",
-    "impNum": 0,
-    "likeNum": 0,
-    "favNum": 0,
-    "cmtNum": 0,
-    "readNum": 0,
-    "shareNum": 0,
-    "followCnt": 0,
-    "reportBrandUserId": None,
-    "reportBrandName": None,
-    "featureTags": None,
-    "userInfo": {
-        "nickName": "曹操来了",
-        "avatar": "https://sns-avatar-qc.xhscdn.com/avatar/1000g2jo2pdfsn8cjs0005og61q6413qlmn6hsa0?imageView2/2/w/120/format/jpg",
-        "userId": "62060e8c0000000010008f55",
-        "advertiserId": None,
-        "fansNum": 498837,
-        "cooperType": 1,
-        "priceState": 1,
-        "pictureState": 0,
-        "picturePrice": 0,
-        "videoState": 1,
-        "videoPrice": 200000,
-        "userType": 2,
-        "operateState": 1,
-        "currentLevel": 2,
-        "location": "北京",
-        "contentTags": [{"taxonomy1Tag": "文化艺术", "taxonomy2Tags": ["科普"]}],
-        "featureTags": None,
-        "personalTags": None,
-        "gender": "男",
-        "isCollect": False,
-        "clickMidNum": 70177,
-        "interMidNum": 2589,
-        "pictureInCart": None,
-        "videoInCart": None,
-        "kolType": 0,
-        "mengagementNum": 2925,
-        "mEngagementNum": 2925,
-    },
-    "compClickData": None,
-}
+# The recorded response of ../shared/api/, copied into tests/data/ so that the suite does
+# not depend on a file outside the repository.
+SAMPLE_DATA: dict[str, Any] = load_sample_data()
 
 EXPECTED_KOL: dict[str, Any] = {
     "userId": "62060e8c0000000010008f55",
@@ -214,12 +122,6 @@ def test_output_is_json_serializable_plain_types() -> None:
     note = normalize(sample_data())
     assert_plain_json(note)
     assert json.loads(orjson.dumps(note)) == json.loads(json.dumps(note, ensure_ascii=False))
-
-
-def test_embedded_sample_matches_shared_file() -> None:
-    if not SHARED_SAMPLE.exists():
-        pytest.skip("shared API sample not available here")
-    assert json.loads(SHARED_SAMPLE.read_text(encoding="utf-8"))["data"] == SAMPLE_DATA
 
 
 def test_requested_id_is_compared_case_insensitively_and_output_lower_case() -> None:

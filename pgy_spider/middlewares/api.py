@@ -145,16 +145,7 @@ class PgyApiMiddleware:
         if action is Action.TOKEN_FATAL:
             return self._token_refused(request, code, fingerprint)
         # NOT_FOUND and FAIL: give up on this note at once, no retry.
-        raise NoteFailed(
-            FailureRecord(
-                note_id=request.meta.get("pgy_note_id"),
-                code=code,
-                reason=failure_reason(code),
-                attempts=attempts,
-                request_id=envelope.request_id,
-                message=envelope.message,
-            )
-        )
+        raise _give_up(request, code, attempts, envelope.request_id, envelope.message)
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
         if not request.meta.get(META_API) or isinstance(exception, IgnoreRequest):
@@ -189,16 +180,7 @@ class PgyApiMiddleware:
             logger=logger,
         )
         if retry is None:
-            raise NoteFailed(
-                FailureRecord(
-                    note_id=request.meta.get("pgy_note_id"),
-                    code=code,
-                    reason=failure_reason(code),
-                    attempts=attempts,
-                    request_id=request_id,
-                    message=reason,
-                )
-            )
+            raise _give_up(request, code, attempts, request_id, reason)
         retry.meta.pop(META_ENVELOPE, None)
         retry.meta[META_NOT_BEFORE] = time.monotonic() + self._backoff(retry.meta["retry_times"])
         return retry
@@ -222,16 +204,8 @@ class PgyApiMiddleware:
             logger.warning("Rate limited by the API (code 302): pausing API calls for %.1fs", pause)
         limited = request.meta.get(META_RATE_LIMITED, 0) + 1
         if limited > self.rate_limit_retries:
-            raise NoteFailed(
-                FailureRecord(
-                    note_id=request.meta.get("pgy_note_id"),
-                    code=302,
-                    reason=failure_reason(302),
-                    attempts=attempts,
-                    request_id=request_id,
-                    message=f"still rate limited after {limited - 1} tries",
-                )
-            )
+            message = f"still rate limited after {limited - 1} tries"
+            raise _give_up(request, 302, attempts, request_id, message)
         # 302 has its own budget: it must not use up the retries meant for 301/500.
         retry = request.replace(dont_filter=True)
         retry.meta[META_RATE_LIMITED] = limited
@@ -257,6 +231,22 @@ class PgyApiMiddleware:
             self.stop_reason = reason
             logger.error("Stopping the crawl: %s (no further API calls)", reason)
             _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+
+def _give_up(
+    request: Request, code: int | None, attempts: int, request_id: str | None, message: str | None
+) -> NoteFailed:
+    """The failure that settles a note given up on (the spider's errback records it)."""
+    return NoteFailed(
+        FailureRecord(
+            note_id=request.meta.get("pgy_note_id"),
+            code=code,
+            reason=failure_reason(code),
+            attempts=attempts,
+            request_id=request_id,
+            message=message,
+        )
+    )
 
 
 def _quiet_per_call_debug_logs(log_level: object) -> None:
