@@ -12,7 +12,6 @@ import json
 import socket
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 from pgy_spider import mongo
 from tests.support.crawl import CrawlResult, finish_crawl, run_crawl, start_crawl
-from tests.support.mongo import MongoServer, MongoTestDB, temp_database, unique_db_name
+from tests.support.mongo import MongoServer, MongoTestDB
 from tests.support.simulator import SimulatorClient, make_note_id
 
 pytestmark = pytest.mark.mongo
@@ -96,16 +95,6 @@ def assert_clean_finish(result: CrawlResult, notes: int) -> None:
     assert "pgy/mongo/spill_path" not in result.stats
     assert not (result.output / "mongo-spill.jsonl").exists()
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture
-def restartable_db(
-    restartable_mongo_server: MongoServer, request: pytest.FixtureRequest
-) -> Iterator[MongoTestDB]:
-    """A per-test database on a server this session may stop and start."""
-    restartable_mongo_server.ensure_running()
-    with temp_database(restartable_mongo_server, unique_db_name(request.node.name)) as db:
-        yield db
 
 
 # -- two runs: upsert, metrics history, kols --------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from scrapy.utils.test import get_crawler
 
 from pgy_spider import mongo
 from pgy_spider.pipelines.mongo import MongoPipeline
-from tests.support.mongo import MongoServer, MongoTestDB, temp_database, unique_db_name
+from tests.support.mongo import MongoServer, MongoTestDB
 
 pytestmark = pytest.mark.mongo
 
@@ -431,15 +431,6 @@ def test_pipeline_open_fails_fast_when_unreachable(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "MongoDB unreachable at mongodb://bob:***@" in errors[0]
     assert "hunter2" not in caplog.text
-
-
-@pytest.fixture
-def restartable_db(
-    restartable_mongo_server: MongoServer, request: pytest.FixtureRequest
-) -> Iterator[MongoTestDB]:
-    restartable_mongo_server.ensure_running()
-    with temp_database(restartable_mongo_server, unique_db_name(request.node.name)) as db:
-        yield db
 
 
 def test_pipeline_spills_when_server_stops_midway(

@@ -349,6 +349,16 @@ def restartable_mongo_server(
         server.stop()
 
 
+@pytest.fixture
+def restartable_db(
+    restartable_mongo_server: MongoServer, request: pytest.FixtureRequest
+) -> Iterator[MongoTestDB]:
+    """A per-test database on a server the test may stop and start."""
+    restartable_mongo_server.ensure_running()
+    with temp_database(restartable_mongo_server, unique_db_name(request.node.name)) as db:
+        yield db
+
+
 def unique_db_name(test_name: str) -> str:
     """A database name unique to one test, valid on MongoDB and FerretDB (< 64 chars)."""
     slug = re.sub(r"[^a-z0-9]+", "_", test_name.lower()).strip("_")[:40]
