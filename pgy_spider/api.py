@@ -15,6 +15,9 @@ from urllib.parse import quote
 
 import orjson
 
+from pgy_spider import reasons
+from pgy_spider.errors import ConfigError
+
 ENDPOINT_PATH = "/api/xiaohongshu-pgy/api/solar/note/noteId/detail/v1"
 
 REGIONS: dict[str, str] = {
@@ -22,10 +25,6 @@ REGIONS: dict[str, str] = {
     "cn": "http://47.117.133.51:30015",
 }
 DEFAULT_REGION = "global"
-
-
-class ConfigError(ValueError):
-    """A user's misconfiguration: the message is one line saying what and how to fix it."""
 
 
 def resolve_base_url(region: str | None, base_url: str | None) -> str:
@@ -104,17 +103,17 @@ class Action(enum.Enum):
 RETRY_CODES = frozenset({301, 500})
 RATE_LIMIT_CODE = 302
 NOT_FOUND_CODE = 201
+BAD_REQUEST_CODE = 400
 SUCCESS_CODE = 0
 
 # Codes that mean "this token can make no more calls now": the close reason names the cause.
 FATAL_REASONS: dict[int, str] = {
-    100: "pgy_invalid_token",
-    303: "pgy_quota_exceeded",
-    600: "pgy_permission_denied",
-    601: "pgy_insufficient_balance",
-    602: "pgy_spending_cap",
+    100: reasons.INVALID_TOKEN,
+    303: reasons.QUOTA_EXCEEDED,
+    600: reasons.PERMISSION_DENIED,
+    601: reasons.INSUFFICIENT_BALANCE,
+    602: reasons.SPENDING_CAP,
 }
-FATAL_CLOSE_REASONS = frozenset(FATAL_REASONS.values()) | {"pgy_no_token_left"}
 
 # Only these are billed; everything else is free (a timeout may be billed upstream).
 BILLED_CODES = frozenset({SUCCESS_CODE, NOT_FOUND_CODE})
@@ -134,30 +133,19 @@ def action_for(code: int) -> Action:
     return Action.FAIL
 
 
-# Reasons written to the failed file (besides the rejected-seed reasons).
-REASON_NOT_FOUND = "not_found"
-REASON_EMPTY_DATA = "empty_data"
-REASON_INVALID_RESPONSE = "invalid_response"
-REASON_BAD_REQUEST = "bad_request"
-REASON_RETRIES_EXHAUSTED = "retries_exhausted"
-REASON_RATE_LIMITED = "rate_limited"
-REASON_TRANSPORT = "transport_error"
-REASON_API_ERROR = "api_error"
-
-
 def failure_reason(code: int | None) -> str:
     """The failed-file reason for a note given up on with this code (None: no answer)."""
     if code is None:
-        return REASON_TRANSPORT
+        return reasons.TRANSPORT_ERROR
     if code == NOT_FOUND_CODE:
-        return REASON_NOT_FOUND
-    if code == 400:
-        return REASON_BAD_REQUEST
+        return reasons.NOT_FOUND
+    if code == BAD_REQUEST_CODE:
+        return reasons.BAD_REQUEST
     if code in RETRY_CODES:
-        return REASON_RETRIES_EXHAUSTED
+        return reasons.RETRIES_EXHAUSTED
     if code == RATE_LIMIT_CODE:
-        return REASON_RATE_LIMITED
-    return REASON_API_ERROR
+        return reasons.RATE_LIMITED
+    return reasons.API_ERROR
 
 
 # -- the response envelope ---------------------------------------------------------
@@ -193,3 +181,12 @@ def parse_envelope(body: bytes) -> Envelope | None:
         data=doc.get("data"),
         request_id=str(request_id) if request_id is not None else None,
     )
+
+
+def note_item(note_id: str, envelope: Envelope) -> dict[str, Any] | None:
+    """The item a success answer yields (validated later by the note pipeline), or None
+    when it carries no data object (code 0 with ``data`` missing, null or empty)."""
+    data = envelope.data
+    if not isinstance(data, dict) or not data:
+        return None
+    return {"noteId": note_id, "data": data, "requestId": envelope.request_id}

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from scrapy.extensions.httpcache import DummyPolicy
 
+from pgy_spider import meta
 from pgy_spider.api import BILLED_CODES, parse_envelope
-from pgy_spider.handler import META_API
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 class ApiCachePolicy(DummyPolicy):
     def should_cache_response(self, response: Response, request: Request) -> bool:
-        if not request.meta.get(META_API):
+        if not request.meta.get(meta.API):
             return bool(super().should_cache_response(response, request))
         envelope = parse_envelope(response.body)
         return envelope is not None and envelope.code in BILLED_CODES

@@ -1,9 +1,11 @@
 """A download handler that adds the token at the moment of sending, and nowhere else.
 
 Requests travel through Scrapy (scheduler, logs, fingerprints, JOBDIR, HTTP cache)
-without the token; this handler wraps Scrapy's real HTTP handler, adds the token
-to a private copy of the request, and hands back a response whose URL is the
-tokenless one. Exceptions are scrubbed too: some transport errors quote the URL.
+without the token; this handler wraps a real HTTP handler, adds the token to the URL it
+sends, and hands back a response whose URL is the tokenless one. Exceptions are scrubbed
+too: some transport errors quote the URL. It also reserves one unit of the run's budget
+for every call it sends. The token vault and the budget are the run's
+(:mod:`pgy_spider.runtime`).
 """
 
 from __future__ import annotations
@@ -11,27 +13,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from scrapy.core.downloader.handlers.base import BaseDownloadHandler
-from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from pgy_spider import default_settings, meta
 from pgy_spider.api import mask_secrets, with_token
 from pgy_spider.apiclient import ApiHttpDownloadHandler
-from pgy_spider.tokens import NoTokenLeft
+from pgy_spider.runtime import runtime_of
+from pgy_spider.vault import NoTokenLeft
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-    from pgy_spider.tokens import TokenPool
-
-DEFAULT_INNER_HANDLER = "pgy_spider.apiclient.ApiHttpDownloadHandler"
-META_API = "pgy_api"
-META_TOKEN_FP = "pgy_token_fp"
-
-
-class PendingRequest(IgnoreRequest):
-    """Not sent: the crawl is stopping or has no usable token; the note stays pending."""
 
 
 class TokenDownloadHandler(BaseDownloadHandler):
@@ -39,44 +32,39 @@ class TokenDownloadHandler(BaseDownloadHandler):
 
     def __init__(self, crawler: Crawler):
         super().__init__(crawler)
-        inner_path = crawler.settings.get("PGY_INNER_DOWNLOAD_HANDLER") or DEFAULT_INNER_HANDLER
+        runtime = runtime_of(crawler)
+        config = runtime.config
+        inner_path = (
+            config.inner_download_handler if config else default_settings.PGY_INNER_DOWNLOAD_HANDLER
+        )
         self._inner: BaseDownloadHandler = build_from_crawler(load_object(inner_path), crawler)
         pool = getattr(self._inner, "_pool", None)
         if pool is not None and hasattr(pool, "retryAutomatically"):
             # Twisted's pool silently re-sends a GET when a kept-alive connection was reset:
             # a paid call the crawl never sees or counts. Every retry is ours to decide.
             pool.retryAutomatically = False
-        self._pool: TokenPool | None = None
+        self._vault = runtime.vault
+        self._budget = runtime.budget
         self._stats = crawler.stats
         # Our own client takes the URL to send apart from the request: no copies of the
         # request and the response per call (see _send).
         self._takes_url = isinstance(self._inner, ApiHttpDownloadHandler)
 
-    def _token_pool(self) -> TokenPool:
-        # The pool belongs to the API middleware, built after download handlers.
-        if self._pool is None:
-            from pgy_spider.middlewares.api import PgyApiMiddleware
-
-            mw = self.crawler.get_downloader_middleware(PgyApiMiddleware)
-            if mw is None:
-                raise RuntimeError("PgyApiMiddleware must be enabled to call the API")
-            self._pool = mw.tokens
-        return self._pool
-
     async def download_request(self, request: Request) -> Response:
-        if not request.meta.get(META_API):
+        if not request.meta.get(meta.API):
             return await self._inner.download_request(request)
-        pool = self._token_pool()
         try:
-            state = pool.current()
+            state = self._vault.current()
         except NoTokenLeft:
-            raise PendingRequest("no usable token left") from None
-        request.meta[META_TOKEN_FP] = state.fingerprint
+            raise meta.PendingRequest("no usable token left") from None
+        if not await self._budget.reserve():
+            raise meta.PendingRequest("the budget is spent")
+        request.meta[meta.TOKEN_FP] = state.fingerprint
         self._stats.inc_value("pgy/requests_sent")  # counted where it really leaves
         try:
             return await self._send(request, with_token(request.url, state.token))
         except Exception as exc:
-            scrub_exception(exc, pool.secrets)
+            scrub_exception(exc, self._vault.secrets)
             raise
 
     async def _send(self, request: Request, url: str) -> Response:

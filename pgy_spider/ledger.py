@@ -1,25 +1,21 @@
-"""Run accounting: where every seed ended up, and what a resumed run must redo.
+"""The ledger: where every seed of a run ended up, and what a resumed run must redo.
 
-Plain module. Every seed read ends in exactly one bucket — rejected, duplicate,
-skipped as fresh, written, failed — or is still *outstanding* (issued to the API,
-not settled); at a stop the outstanding ones are *pending* and are re-issued first
-when the job resumes. ``seeds_read`` always equals the sum of the buckets.
+Plain module; the run's accounting (:mod:`pgy_spider.extensions.accounting`) keeps it and
+:mod:`pgy_spider.jobstate` saves it in ``JOBDIR``. Every seed read ends in exactly one
+bucket — rejected, duplicate, skipped as fresh, written, failed — or is still
+*outstanding* (issued to the API, not settled); at a stop the outstanding ones are
+*pending* and are re-issued first when the job resumes. ``seeds_read`` always equals the
+sum of the buckets. Every operation is keyed by the seed's sequence number, so doing it
+twice never counts twice.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pgy_spider.idset import CompactIdSet
-
-STATE_FILE = "pgy-state.pickle"
-STATE_VERSION = 2
 
 
 @dataclass
@@ -39,23 +35,41 @@ class Ledger:
     sessions: int = 0
     finished: bool = False
 
-    # -- settling ---------------------------------------------------------------
+    # -- reading: each seed once, in order, keyed by its sequence number ------------
 
-    def reject(self, reason: str) -> None:
+    def _read(self, seq: int, pos: tuple[int, int]) -> bool:
+        """Move the cursor past seed ``seq``; False when it was read already."""
+        if self.cursor is not None and seq <= self.cursor[2]:
+            return False
+        self.cursor = (pos[0], pos[1], seq)
         self.seeds_read += 1
+        return True
+
+    def reject(self, seq: int, pos: tuple[int, int], reason: str) -> bool:
+        if not self._read(seq, pos):
+            return False
         self.rejected[reason] += 1
+        return True
 
-    def duplicate(self) -> None:
-        self.seeds_read += 1
+    def duplicate(self, seq: int, pos: tuple[int, int]) -> bool:
+        if not self._read(seq, pos):
+            return False
         self.duplicates += 1
+        return True
 
-    def skip_fresh(self) -> None:
-        self.seeds_read += 1
+    def skip_fresh(self, seq: int, pos: tuple[int, int]) -> bool:
+        if not self._read(seq, pos):
+            return False
         self.skipped_fresh += 1
+        return True
 
-    def issue(self, seq: int, note_id: str) -> None:
-        self.seeds_read += 1
+    def issue(self, seq: int, pos: tuple[int, int], note_id: str) -> bool:
+        if not self._read(seq, pos):
+            return False
         self.outstanding[seq] = note_id
+        return True
+
+    # -- settling: an issued seed once, keyed by its sequence number ------------------
 
     def settle_written(self, seq: int) -> bool:
         if self.outstanding.pop(seq, None) is None:
@@ -109,32 +123,3 @@ class Ledger:
             "pending": self.pending,
             "balanced": self.balanced(),
         }
-
-    # -- resume state -----------------------------------------------------------------
-
-    def save(self, jobdir: str) -> None:
-        """Write the state atomically: a crash mid-write leaves the previous state intact."""
-        path = Path(jobdir)
-        path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=".pgy-state-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump({"version": STATE_VERSION, "ledger": self}, fh, protocol=5)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path / STATE_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    @classmethod
-    def load(cls, jobdir: str) -> Ledger | None:
-        path = Path(jobdir, STATE_FILE)
-        if not path.exists():
-            return None
-        with path.open("rb") as fh:
-            doc = pickle.load(fh)
-        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
-            return None
-        ledger = doc["ledger"]
-        return ledger if isinstance(ledger, cls) else None

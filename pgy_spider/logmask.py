@@ -28,12 +28,3 @@ class SecretMaskingFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = mask_secrets(record.exc_text, self.secrets)
         return True
-
-
-def install(secrets: tuple[str, ...]) -> SecretMaskingFilter:
-    """Attach the filter to every handler of the root logger (where Scrapy's handler is)."""
-    flt = SecretMaskingFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, SecretMaskingFilter) for f in handler.filters):
-            handler.addFilter(flt)
-    return flt

@@ -42,6 +42,8 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from pgy_spider.errors import StorageUnavailable
+
 logger = logging.getLogger(__name__)
 
 METRICS_COLLECTION = "note_metrics"
@@ -67,7 +69,7 @@ Doc = dict[str, Any]
 MAX_OPS_PER_COMMAND = 25
 
 
-class MongoUnavailable(Exception):
+class MongoUnavailable(StorageUnavailable):
     """MongoDB cannot be used: the message is one line, with any password masked."""
 
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 import re
 from time import time as _clock
 
+from pgy_spider import reasons
+
 __all__ = [
-    "REJECT_INVALID_ID",
-    "REJECT_SHORT_LINK",
     "int_to_note_id",
     "note_id_to_int",
     "parse_seed",
 ]
-
-REJECT_INVALID_ID = "invalid_id"
-REJECT_SHORT_LINK = "short_link"
 
 # Note IDs are ObjectId-shaped: the first 8 hex digits are the creation time in
 # Unix seconds. Xiaohongshu launched in 2013, and an ID more than 2 days in the
@@ -78,8 +75,8 @@ def parse_seed(
         found = _find_note_id(text)
         if found is None:
             if _SHORT_LINK.search(text):
-                return None, REJECT_SHORT_LINK
-            return None, REJECT_INVALID_ID
+                return None, reasons.SHORT_LINK
+            return None, reasons.INVALID_ID
         note_id = found
     if check_time:
         # Inlined cache hit: a helper call here would cost more than the check.
@@ -88,7 +85,7 @@ def parse_seed(
         else:
             upper = _max_create_hex(now)
         if not _MIN_CREATE_HEX <= note_id[:8] <= upper:
-            return None, REJECT_INVALID_ID
+            return None, reasons.INVALID_ID
     return note_id, None
 
 

@@ -1,6 +1,7 @@
 """Checks made before a crawl starts, so a user's mistake costs no API call.
 
-Each failure is one line saying what is wrong and how to fix it.
+Each failure is one line saying what is wrong and how to fix it (a
+:class:`~pgy_spider.errors.UserError`).
 """
 
 from __future__ import annotations
@@ -12,48 +13,41 @@ from typing import Any
 
 from scrapy.settings import BaseSettings
 
-from pgy_spider import api, seeds
-from pgy_spider.tokens import load_tokens
+from pgy_spider import jobstate, seeds
+from pgy_spider.config import PgyConfig
+from pgy_spider.errors import ConfigError
+from pgy_spider.spiders.note_detail import NO_SEEDS, split_paths
 
 
 def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
-    """Raise ConfigError/SeedFileError/MongoUnavailable; return warnings to show."""
-    load_tokens(settings.get("PGY_TOKEN"), settings.get("PGY_TOKEN_FILE"))
-    api.resolve_base_url(
-        settings.get("PGY_REGION") or os.environ.get("PGY_REGION"), settings.get("PGY_BASE_URL")
-    )
-    files = [p.strip() for p in str(spargs.get("ids_file") or "").split(",") if p.strip()]
+    """Raise a UserError for the first problem found; return warnings to show."""
+    config = PgyConfig.from_settings(settings)
+    files = split_paths(spargs.get("ids_file"))
     inline = [p for p in str(spargs.get("ids") or "").split(",") if p.strip()]
-    if not (files or inline or spargs.get("ids_url")):
-        raise api.ConfigError(
-            "no seeds given: pass -a ids_file=PATH[,PATH...], -a ids=ID[,ID...] or -a ids_url=URL"
-        )
-    ids_url = str(spargs.get("ids_url") or "")
+    ids_url = str(spargs.get("ids_url") or "").strip()
+    if not (files or inline or ids_url):
+        raise ConfigError(NO_SEEDS)
     if ids_url and not ids_url.startswith(("http://", "https://")):
-        raise api.ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
+        raise ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
+    # Before any file is opened for writing: a state this version cannot read is refused.
+    jobstate.load(config.jobdir)
     warnings = seeds.check_sources(files) if files else []
-    check_output_paths(settings)
-    mongo_uri = settings.get("MONGO_URI") or os.environ.get("MONGO_URI")
-    if mongo_uri:
+    check_output_paths(settings, config)
+    if config.mongo is not None:
         from pgy_spider.mongo import check_reachable
 
-        check_reachable(mongo_uri)
+        check_reachable(config.mongo.uri)
     return warnings
 
 
-def check_output_paths(settings: BaseSettings) -> None:
+def check_output_paths(settings: BaseSettings, config: PgyConfig) -> None:
     """Local feed, failed and summary paths must be writable: a feed that cannot be opened
     would otherwise lose notes that were already paid for. Nothing is created here."""
-    feeds = list(settings.getdict("FEEDS")) or [
-        settings.get("PGY_FEED_URI") or "output/notes.jsonl"
-    ]
-    paths = [
-        *feeds,
-        settings.get("PGY_FAILED_PATH"),
-        settings.get("PGY_SUMMARY_PATH"),
-        settings.get("PGY_MONGO_SPILL_PATH"),
-    ]
-    for template in filter(None, paths):
+    feeds = list(settings.getdict("FEEDS")) or [config.feed_uri]
+    paths = [*feeds, config.failed_path, config.summary_path]
+    if config.mongo is not None:
+        paths.append(config.mongo.spill_path)
+    for template in paths:
         target = str(template)
         if target.startswith("file://"):
             target = target[len("file://") :]
@@ -61,7 +55,7 @@ def check_output_paths(settings: BaseSettings) -> None:
             continue  # remote storage (s3, ftp, ...): Scrapy reports its own errors
         ancestor = _existing_ancestor(Path(target).parent)
         if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-            raise api.ConfigError(
+            raise ConfigError(
                 f"cannot write {template!r}: {str(ancestor)!r} is not a writable directory; "
                 "choose a writable path"
             )

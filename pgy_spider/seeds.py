@@ -20,7 +20,9 @@ from typing import BinaryIO, Literal, NamedTuple
 
 import orjson
 
-from pgy_spider.noteid import REJECT_INVALID_ID, parse_seed
+from pgy_spider.errors import UserError
+from pgy_spider.noteid import parse_seed
+from pgy_spider.reasons import INVALID_ID
 
 __all__ = [
     "Seed",
@@ -54,7 +56,7 @@ _HEXISH = re.compile(r"[0-9a-f]{16}", re.IGNORECASE)
 _URLISH = re.compile(r"://|\b(?:www|xhslink|xiaohongshu|rednote)\.", re.IGNORECASE)
 
 
-class SeedFileError(Exception):
+class SeedFileError(UserError):
     """A seed source cannot be used; the message says what is wrong and how to fix it."""
 
 
@@ -73,7 +75,7 @@ class SeedPos(NamedTuple):
 class Seed:
     raw: str  # the seed as given (stripped), at most RAW_MAX_CHARS characters
     note_id: str | None  # 24 lower-case hex, or None when rejected
-    reason: str | None  # reject reason (pgy_spider.noteid.REJECT_*), or None
+    reason: str | None  # reject reason (pgy_spider.reasons.REJECT_REASONS), or None
     seq: int  # 0-based running number across all sources
     pos: SeedPos
 
@@ -246,7 +248,7 @@ def _iter_file(
         _seek_line_start(f, path, offset)
         for line_offset, text, overlong in _lines(f, offset):
             if overlong:
-                raw, note_id, reason = text, None, REJECT_INVALID_ID
+                raw, note_id, reason = text, None, INVALID_ID
             elif extract is None:
                 raw = text
                 note_id, reason = parse_seed(text, check_time=check_time)
@@ -354,7 +356,7 @@ def _jsonl_extractor(check_time: bool) -> _Extract:
     def extract(text: str) -> tuple[str, str | None, str | None]:
         value = _json_seed(text)
         if value is None:
-            return text, None, REJECT_INVALID_ID
+            return text, None, INVALID_ID
         return (value.strip(), *parse_seed(value, check_time=check_time))
 
     return extract

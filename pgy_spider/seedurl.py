@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from scrapy import Request
-from scrapy.utils.defer import _schedule_coro
 
-from pgy_spider.outputs import CLOSE_SEED_ERROR
-from pgy_spider.seeds import detect_format
+from pgy_spider.files import write_atomic
+from pgy_spider.seeds import SeedFileError, detect_format
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -27,6 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUFFIX = {"text": ".txt", "csv": ".csv", "jsonl": ".jsonl"}
+_HINT = "check the URL and that the host can reach it"
 
 
 def local_name(url: str) -> str:
@@ -34,37 +32,23 @@ def local_name(url: str) -> str:
     return f"seeds-url-{digest}{SUFFIX[detect_format(urlsplit(url).path)]}"
 
 
-async def fetch_seed_url(crawler: Crawler, url: str, directory: str, *, reuse: bool) -> str | None:
-    """Download ``url`` to ``directory``; on failure log one clear line, stop, return None."""
+async def fetch_seed_url(crawler: Crawler, url: str, directory: str, *, reuse: bool) -> str:
+    """Download ``url`` to ``directory`` and return the local path.
+
+    Raises SeedFileError (one line saying what failed) when it cannot be fetched.
+    """
     target = Path(directory, local_name(url))
     if reuse and target.exists():
         return str(target)  # a resumed job keeps the seeds it started with
-    assert crawler.engine is not None
     request = Request(url, dont_filter=True, meta={"handle_httpstatus_all": True})
     try:
         response = await crawler.engine.download_async(request)
     except Exception as exc:
-        _give_up(crawler, f"ids_url {url} could not be fetched ({type(exc).__name__}: {exc})")
-        return None
+        raise SeedFileError(
+            f"ids_url {url} could not be fetched ({type(exc).__name__}: {exc}): {_HINT}"
+        ) from None
     if response.status != 200:
-        _give_up(crawler, f"ids_url {url} answered HTTP {response.status}")
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A partial file of its own: concurrent jobs (Scrapyd) fetching the same URL into
-    # the same directory never truncate or rename each other's half-written copy.
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(response.body)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+        raise SeedFileError(f"ids_url {url} answered HTTP {response.status}: {_HINT}")
+    write_atomic(target, response.body)
     logger.info("Seeds fetched from %s (%s bytes)", url, len(response.body))
     return str(target)
-
-
-def _give_up(crawler: Crawler, message: str) -> None:
-    logger.error("%s: check the URL and that the host can reach it", message)
-    assert crawler.engine is not None
-    _schedule_coro(crawler.engine.close_spider_async(reason=CLOSE_SEED_ERROR))

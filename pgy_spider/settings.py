@@ -24,31 +24,8 @@ CONCURRENT_REQUESTS = 16
 DOWNLOAD_TIMEOUT = 60
 DOWNLOAD_DELAY = 0
 
-# --- pgy-spider settings (defaults; see README) -----------------------------------
-PGY_TOKEN = None  # else PGY_TOKEN_FILE, else env JUSTONEAPI_TOKEN
-PGY_TOKEN_FILE = None
-PGY_REGION = None  # else env PGY_REGION, else "global"
-PGY_BASE_URL = None
-PGY_RETRY_TIMES = 5
-PGY_RETRY_BACKOFF = 1.0
-PGY_RETRY_BACKOFF_MAX = 60.0
-PGY_RATE_LIMIT_DELAY = 5.0
-PGY_RATE_LIMIT_MAX_DELAY = 60.0
-PGY_RATE_LIMIT_RETRIES = 30
-PGY_FAILED_PATH = "output/failed.jsonl"
-PGY_SUMMARY_PATH = "output/summary.json"
-PGY_FEED_URI = "output/notes.jsonl"
-PGY_ID_TIME_CHECK = True
-PGY_PROGRESS_INTERVAL = 60.0
-PGY_REFRESH_HOURS = 24
-MONGO_URI = None  # else env MONGO_URI; unset = no MongoDB
-MONGO_DATABASE = "pgy"
-MONGO_COLLECTION = "notes"
-PGY_MONGO_BATCH_SIZE = 500
-PGY_MONGO_FLUSH_SECONDS = 2.0
-PGY_MONGO_RETRIES = 3
-PGY_MONGO_RETRY_BACKOFF = 0.5
-PGY_MONGO_SPILL_PATH = "output/mongo-spill.jsonl"
+# --- pgy-spider settings: every PGY_*/MONGO_* default, defined once (see README) ----
+from pgy_spider.default_settings import *  # noqa: E402, F403
 
 # The token is added by this handler at the moment of sending, and only there.
 DOWNLOAD_HANDLERS = {
@@ -79,6 +56,13 @@ SPIDER_MIDDLEWARES = {
 # A callback yields at most one note: Scrapy's default (100) starts 100 asyncio tasks
 # per response to process its output in parallel, about half of the crawl's CPU.
 CONCURRENT_ITEMS = 1
+# The run's accounting (ledger, failed file, summary, exit status) and progress lines.
+EXTENSIONS = {
+    "pgy_spider.extensions.accounting.RunAccounting": 100,
+    "pgy_spider.extensions.progress.ProgressLog": 110,
+}
+# No "Crawled"/"Scraped from" DEBUG records built per note unless LOG_LEVEL is DEBUG.
+LOG_FORMATTER = "pgy_spider.logformatter.QuietLogFormatter"
 ITEM_PIPELINES = {
     "pgy_spider.pipelines.notes.NoteValidationPipeline": 100,
     "pgy_spider.pipelines.notes.NoteDedupPipeline": 200,
@@ -86,7 +70,7 @@ ITEM_PIPELINES = {
 }
 
 # Requests are deduplicated by note ID before they are made; the resume state is
-# our own (see pgy_spider/scheduler.py).
+# the run accounting's own (see pgy_spider/scheduler.py).
 DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"
 SCHEDULER = "pgy_spider.scheduler.MemoryScheduler"
 
@@ -94,7 +78,7 @@ SCHEDULER = "pgy_spider.scheduler.MemoryScheduler"
 # spider writes PGY_FEED_URI as JSON lines.
 FEED_EXPORT_ENCODING = "utf-8"
 # %(job)s (Scrapyd's job id) and the run's %(time)s in feed URIs, as in PGY_FAILED_PATH.
-FEED_URI_PARAMS = "pgy_spider.outputs.feed_uri_params"
+FEED_URI_PARAMS = "pgy_spider.runtime.feed_uri_params"
 FEED_EXPORTERS = {
     "csv": "pgy_spider.exporters.ExcelCsvItemExporter",
     # Same output as Scrapy's JSON-lines exporter, ~10x cheaper per note (orjson).

@@ -1,19 +1,19 @@
-"""Unit tests of the run ledger: every seed in one bucket; the resume state round-trips."""
+"""Unit tests of the run ledger: every seed in one bucket, each at most once."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pgy_spider.ledger import Ledger
+
+POS = (0, 0)
 
 
 def test_every_seed_lands_in_exactly_one_bucket() -> None:
     ledger = Ledger()
-    ledger.reject("invalid_id")
-    ledger.duplicate()
-    ledger.skip_fresh()
+    assert ledger.reject(0, POS, "invalid_id")
+    assert ledger.duplicate(1, POS)
+    assert ledger.skip_fresh(2, POS)
     for seq in range(3, 8):
-        ledger.issue(seq, f"id{seq}")
+        assert ledger.issue(seq, POS, f"id{seq}")
     assert ledger.settle_written(3)
     assert not ledger.settle_written(3)  # settling twice never counts twice
     assert ledger.settle_failed(4, "not_found")
@@ -34,16 +34,24 @@ def test_every_seed_lands_in_exactly_one_bucket() -> None:
     assert counts["duplicates"] == 2
 
 
-def test_state_round_trip_is_atomic(tmp_path: Path) -> None:
+def test_a_seed_is_read_once_and_moves_the_cursor() -> None:
     ledger = Ledger()
-    ledger.issue(0, "a")
-    ledger.seen.add(42)
-    ledger.cursor = (0, 25, 0)
-    ledger.save(str(tmp_path))
-    loaded = Ledger.load(str(tmp_path))
-    assert loaded is not None
-    assert (
-        loaded.outstanding == {0: "a"} and set(loaded.seen) == {42} and loaded.cursor == (0, 25, 0)
-    )
-    assert [p.name for p in tmp_path.iterdir()] == ["pgy-state.pickle"]  # no temp file left
-    assert Ledger.load(str(tmp_path / "nothing")) is None
+    assert ledger.issue(0, (1, 10), "a")
+    assert ledger.cursor == (1, 10, 0)
+    # Reading seq 0 again (or anything before the cursor) counts nothing.
+    assert not ledger.reject(0, (1, 10), "invalid_id")
+    assert not ledger.duplicate(0, (1, 10))
+    assert not ledger.issue(0, (1, 10), "a")
+    assert ledger.seeds_read == 1 and ledger.cursor == (1, 10, 0)
+    assert ledger.reject(1, (1, 40), "short_link")
+    assert ledger.cursor == (1, 40, 1) and ledger.counts()["rejected_by_reason"] == {
+        "short_link": 1
+    }
+
+
+def test_settling_an_unknown_seq_counts_nothing() -> None:
+    ledger = Ledger()
+    assert not ledger.settle_written(9)
+    assert not ledger.settle_failed(9, "not_found")
+    assert not ledger.settle_duplicate(9)
+    assert ledger.counts()["notes_written"] == 0 and ledger.balanced()

@@ -6,12 +6,11 @@ import pytest
 
 from pgy_spider import noteid
 from pgy_spider.noteid import (
-    REJECT_INVALID_ID,
-    REJECT_SHORT_LINK,
     int_to_note_id,
     note_id_to_int,
     parse_seed,
 )
+from pgy_spider.reasons import INVALID_ID, SHORT_LINK
 
 NID = "65c0b3fc000000002c037a49"  # the API doc's sample note (created 2024-02-05)
 NOW = 1_700_000_000.0  # 2023-11-14, a fixed clock for the time-bound tests
@@ -19,8 +18,8 @@ NOW = 1_700_000_000.0  # 2023-11-14, a fixed clock for the time-bound tests
 
 def test_reject_reasons_are_stable_strings() -> None:
     # They end up in reports and stats keys; renaming them breaks consumers.
-    assert REJECT_INVALID_ID == "invalid_id"
-    assert REJECT_SHORT_LINK == "short_link"
+    assert INVALID_ID == "invalid_id"
+    assert SHORT_LINK == "short_link"
 
 
 @pytest.mark.parametrize(
@@ -93,7 +92,7 @@ def test_share_text_with_note_url(raw: str) -> None:
     ],
 )
 def test_short_links(raw: str) -> None:
-    assert parse_seed(raw) == (None, REJECT_SHORT_LINK)
+    assert parse_seed(raw) == (None, SHORT_LINK)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +120,7 @@ def test_short_links(raw: str) -> None:
     ],
 )
 def test_invalid(raw: str) -> None:
-    assert parse_seed(raw) == (None, REJECT_INVALID_ID)
+    assert parse_seed(raw) == (None, INVALID_ID)
 
 
 def _id_at(ts: int) -> str:
@@ -131,20 +130,20 @@ def _id_at(ts: int) -> str:
 def test_time_lower_bound_is_2013() -> None:
     start_2013 = 1_356_998_400
     assert parse_seed(_id_at(start_2013), now=NOW) == (_id_at(start_2013), None)
-    assert parse_seed(_id_at(start_2013 - 1), now=NOW) == (None, REJECT_INVALID_ID)
-    assert parse_seed("000000000000000000000000", now=NOW) == (None, REJECT_INVALID_ID)
+    assert parse_seed(_id_at(start_2013 - 1), now=NOW) == (None, INVALID_ID)
+    assert parse_seed("000000000000000000000000", now=NOW) == (None, INVALID_ID)
 
 
 def test_time_upper_bound_is_two_days_ahead() -> None:
     limit = int(NOW) + 2 * 86_400
     assert parse_seed(_id_at(limit), now=NOW) == (_id_at(limit), None)
-    assert parse_seed(_id_at(limit + 1), now=NOW) == (None, REJECT_INVALID_ID)
-    assert parse_seed("ffffffff0000000000000000", now=NOW) == (None, REJECT_INVALID_ID)
+    assert parse_seed(_id_at(limit + 1), now=NOW) == (None, INVALID_ID)
+    assert parse_seed("ffffffff0000000000000000", now=NOW) == (None, INVALID_ID)
 
 
 def test_time_check_applies_to_urls_too() -> None:
     url = f"https://www.xiaohongshu.com/explore/{_id_at(1_000_000_000)}"
-    assert parse_seed(url) == (None, REJECT_INVALID_ID)
+    assert parse_seed(url) == (None, INVALID_ID)
 
 
 def test_check_time_false_skips_the_bounds() -> None:
@@ -156,7 +155,7 @@ def test_default_now_is_the_current_clock() -> None:
     now = int(time.time())
     assert parse_seed(_id_at(now))[0] == _id_at(now)
     assert parse_seed(_id_at(now + 86_400))[0] == _id_at(now + 86_400)
-    assert parse_seed(_id_at(now + 3 * 86_400)) == (None, REJECT_INVALID_ID)
+    assert parse_seed(_id_at(now + 3 * 86_400)) == (None, INVALID_ID)
 
 
 def test_cached_upper_bound_follows_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +165,7 @@ def test_cached_upper_bound_follows_the_clock(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(noteid, "_upper_valid_until", float("-inf"))
     monkeypatch.setattr(noteid, "_upper_hex", "")
     soon = _id_at(int(NOW) + 2 * 86_400 + 30)
-    assert parse_seed(soon) == (None, REJECT_INVALID_ID)
+    assert parse_seed(soon) == (None, INVALID_ID)
     clock[0] = NOW + 120  # past the cache lifetime: the bound moves on
     assert parse_seed(soon) == (soon, None)
 

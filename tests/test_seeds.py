@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgy_spider import seeds
-from pgy_spider.noteid import REJECT_INVALID_ID, REJECT_SHORT_LINK
+from pgy_spider.reasons import INVALID_ID, SHORT_LINK
 from pgy_spider.seeds import (
     Seed,
     SeedFileError,
@@ -183,9 +183,9 @@ def test_text_rules(tmp_path: Path) -> None:
         (A, A, None),
         (B.upper(), B, None),
         (URL_B, B, None),
-        (SHORT, None, REJECT_SHORT_LINK),
-        (PROFILE, None, REJECT_INVALID_ID),
-        ("not an id", None, REJECT_INVALID_ID),
+        (SHORT, None, SHORT_LINK),
+        (PROFILE, None, INVALID_ID),
+        ("not an id", None, INVALID_ID),
         (C, C, None),
     ]
     assert [s.seq for s in got] == list(range(7))
@@ -215,9 +215,9 @@ def test_non_utf8_bytes_never_crash(tmp_path: Path) -> None:
     got = list(iter_seeds([write(tmp_path, "ids.txt", data)]))
     assert [(s.note_id, s.reason) for s in got] == [
         (A, None),
-        (None, REJECT_INVALID_ID),
-        (None, REJECT_INVALID_ID),
-        (None, REJECT_INVALID_ID),
+        (None, INVALID_ID),
+        (None, INVALID_ID),
+        (None, INVALID_ID),
         (B, None),
     ]
     assert "穿搭" in got[0].raw
@@ -235,7 +235,7 @@ def test_huge_line_is_rejected_without_being_held(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 512 * 1024  # the 1 MiB line was never in memory whole
-    assert triples(got) == [(A, A, None), ("x" * 300, None, REJECT_INVALID_ID), (B, B, None)]
+    assert triples(got) == [(A, A, None), ("x" * 300, None, INVALID_ID), (B, B, None)]
     assert got[1].pos.offset == 25
     assert got[2].pos.offset == 25 + len(huge) + 1
 
@@ -243,7 +243,7 @@ def test_huge_line_is_rejected_without_being_held(tmp_path: Path) -> None:
 def test_huge_line_at_eof_without_newline(tmp_path: Path) -> None:
     path = write(tmp_path, "ids.txt", f"{A}\n" + "y" * 200_000)
     got = list(iter_seeds([path]))
-    assert triples(got) == [(A, A, None), ("y" * 300, None, REJECT_INVALID_ID)]
+    assert triples(got) == [(A, A, None), ("y" * 300, None, INVALID_ID)]
 
 
 def test_huge_line_raw_keeps_multibyte_text_intact(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_huge_line_raw_keeps_multibyte_text_intact(tmp_path: Path) -> None:
     path = write(tmp_path, "ids.txt", "笔记" * 40_000 + "\n")
     [seed] = iter_seeds([path])
     assert seed.raw == ("笔记" * 150)
-    assert seed.reason == REJECT_INVALID_ID
+    assert seed.reason == INVALID_ID
 
 
 def test_line_just_under_the_limit_is_a_normal_seed(tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_seq_runs_across_files_and_start_seq(tmp_path: Path) -> None:
 def test_check_time_is_passed_through(tmp_path: Path) -> None:
     old = "10000000" + "0" * 16
     path = write(tmp_path, "ids.txt", old + "\n")
-    assert [s.reason for s in iter_seeds([path])] == [REJECT_INVALID_ID]
+    assert [s.reason for s in iter_seeds([path])] == [INVALID_ID]
     assert [s.note_id for s in iter_seeds([path], check_time=False)] == [old]
 
 
@@ -328,8 +328,8 @@ def test_csv_named_column(tmp_path: Path) -> None:
     assert triples(got) == [
         (A, A, None),
         (B.upper(), B, None),
-        ("", None, REJECT_INVALID_ID),
-        (PROFILE, None, REJECT_INVALID_ID),
+        ("", None, INVALID_ID),
+        (PROFILE, None, INVALID_ID),
     ]
     assert [s.seq for s in got] == [0, 1, 2, 3]
 
@@ -349,7 +349,7 @@ def test_csv_prefers_note_id_over_url_column(tmp_path: Path) -> None:
 def test_csv_without_header_uses_first_column(tmp_path: Path) -> None:
     data = f"{A},foo\n{URL_B},bar\n{SHORT},baz\n"
     got = list(iter_seeds([write(tmp_path, "ids.csv", data)]))
-    assert triples(got) == [(A, A, None), (URL_B, B, None), (SHORT, None, REJECT_SHORT_LINK)]
+    assert triples(got) == [(A, A, None), (URL_B, B, None), (SHORT, None, SHORT_LINK)]
     assert got[0].pos == SeedPos(0, 0)
 
 
@@ -419,17 +419,17 @@ def test_jsonl(tmp_path: Path) -> None:
         (A, A, None),
         (B.upper(), B, None),
         (URL_B, B, None),
-        (SHORT, None, REJECT_SHORT_LINK),
-        (f'["{A}"]', None, REJECT_INVALID_ID),
-        (f'"{A}"', None, REJECT_INVALID_ID),
-        ("42", None, REJECT_INVALID_ID),
-        ("null", None, REJECT_INVALID_ID),
-        (f'{{"noteId": "{A}"', None, REJECT_INVALID_ID),
-        (A, None, REJECT_INVALID_ID),
-        ('{"title": "no id"}', None, REJECT_INVALID_ID),
-        ('{"noteId": 1234}', None, REJECT_INVALID_ID),
-        ('{"noteId": null}', None, REJECT_INVALID_ID),
-        ("", None, REJECT_INVALID_ID),
+        (SHORT, None, SHORT_LINK),
+        (f'["{A}"]', None, INVALID_ID),
+        (f'"{A}"', None, INVALID_ID),
+        ("42", None, INVALID_ID),
+        ("null", None, INVALID_ID),
+        (f'{{"noteId": "{A}"', None, INVALID_ID),
+        (A, None, INVALID_ID),
+        ('{"title": "no id"}', None, INVALID_ID),
+        ('{"noteId": 1234}', None, INVALID_ID),
+        ('{"noteId": null}', None, INVALID_ID),
+        ("", None, INVALID_ID),
     ]
     assert got[0].pos == SeedPos(0, 3)
 
@@ -506,8 +506,8 @@ def test_iter_inline() -> None:
     assert got == [
         Seed(A, A, None, 10, SeedPos(-1, 0)),
         Seed(URL_B, B, None, 11, SeedPos(-1, 1)),
-        Seed(SHORT, None, REJECT_SHORT_LINK, 12, SeedPos(-1, 3)),
-        Seed("nope", None, REJECT_INVALID_ID, 13, SeedPos(-1, 4)),
+        Seed(SHORT, None, SHORT_LINK, 12, SeedPos(-1, 3)),
+        Seed("nope", None, INVALID_ID, 13, SeedPos(-1, 4)),
         Seed(B.upper(), B, None, 14, SeedPos(-1, 5)),
     ]
 

@@ -14,20 +14,14 @@ from typing import TYPE_CHECKING
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
-from pgy_spider.api import ConfigError
-from pgy_spider.outputs import EXIT_ERROR, EXIT_STORAGE, EXIT_USAGE
+from pgy_spider import exitcodes
+from pgy_spider.errors import UserError
+from pgy_spider.extensions.accounting import RunAccounting
 from pgy_spider.preflight import preflight
-from pgy_spider.seeds import SeedFileError
 from pgy_spider.spiders.note_detail import NoteDetailSpider
 
 if TYPE_CHECKING:
     import argparse
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from pgy_spider.mongo import MongoUnavailable
-
-    return (ConfigError, SeedFileError, MongoUnavailable)
 
 
 class Command(ScrapyCrawlCommand):
@@ -39,9 +33,9 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None
         try:
             warnings = preflight(self.settings, opts.spargs)
-        except _user_errors() as exc:
+        except UserError as exc:
             self._report(f"error: {exc}")
-            sys.exit(EXIT_USAGE)
+            sys.exit(exitcodes.USAGE)
         for warning in warnings:
             self._report(f"warning: {warning}")
 
@@ -63,10 +57,7 @@ class Command(ScrapyCrawlCommand):
         self.crawler_process.crawl(crawler, **opts.spargs)
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
-            self.exitcode = EXIT_ERROR
+            self.exitcode = exitcodes.ERROR
             return
-        stats = crawler.stats.get_stats()
-        self.exitcode = int(stats.get("pgy/exit_code", EXIT_ERROR))
-        if self.exitcode == 0 and any(k.startswith("feedexport/failed_count/") for k in stats):
-            # The notes were fetched (and paid for) but a feed could not be stored.
-            self.exitcode = EXIT_STORAGE
+        accounting = crawler.get_extension(RunAccounting)
+        self.exitcode = accounting.final_exit_code() if accounting else exitcodes.ERROR

@@ -27,7 +27,8 @@ from pymongo.errors import PyMongoError
 from scrapy.exceptions import NotConfigured
 
 from pgy_spider import mongo
-from pgy_spider.outputs import format_path
+from pgy_spider.runtime import runtime_of
+from pgy_spider.storage import StorageOutcome
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -53,21 +54,6 @@ OUTAGE_PROBE_SECONDS = 30.0
 STAT_PREFIX = "pgy/mongo/"
 
 
-def _spill_path(template: str, spider: Any, fallback_name: str) -> Path:
-    """Fill ``%(name)s``, ``%(time)s`` (and ``%(job)s``) as in the run's other output paths.
-
-    The spider's own ``_path_params()`` is used when it has one, so the spill file carries
-    the same time and Scrapyd job id as the failed file and the summary.
-    """
-    own = getattr(spider, "_path_params", None)
-    if callable(own):
-        params = dict(own())
-    else:
-        started = datetime.now(UTC).replace(microsecond=0)
-        params = {"name": fallback_name, "time": started.isoformat().replace(":", "-")}
-    return Path(format_path(template, params))
-
-
 def _check_writable(path: Path) -> None:
     """Fail at start, not at the first spill, if the spill file could never be created.
 
@@ -86,36 +72,24 @@ def _check_writable(path: Path) -> None:
         raise PermissionError(f"PGY_MONGO_SPILL_PATH={path}: cannot be written")
 
 
-def _positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{name}={value!r} must be greater than 0")
-
-
 class MongoPipeline:
     """Stores every note, its metrics history and its creator; see the module docstring."""
 
     def __init__(self, crawler: Crawler) -> None:
-        settings = crawler.settings
-        uri = settings.get("MONGO_URI") or os.environ.get("MONGO_URI")
-        if not uri:
+        runtime = runtime_of(crawler)
+        config = runtime.config.mongo if runtime.config else None
+        if config is None:
             # A bare NotConfigured: "no MongoDB" is a normal way to run, not worth a warning.
             raise NotConfigured
-        self.uri: str = uri
-        self.database_name: str = settings.get("MONGO_DATABASE") or "pgy"
-        self.collection_name: str = settings.get("MONGO_COLLECTION") or "notes"
-        self.refresh_hours = settings.getfloat("PGY_REFRESH_HOURS", 24.0)
-        self.batch_size = settings.getint("PGY_MONGO_BATCH_SIZE", 500)
-        self.flush_seconds = settings.getfloat("PGY_MONGO_FLUSH_SECONDS", 2.0)
-        self.retries = settings.getint("PGY_MONGO_RETRIES", 3)
-        self.retry_backoff = settings.getfloat("PGY_MONGO_RETRY_BACKOFF", 0.5)
-        if self.refresh_hours < 0:
-            raise ValueError(f"PGY_REFRESH_HOURS={self.refresh_hours!r} must be 0 or more")
-        if self.retries < 0:
-            raise ValueError(f"PGY_MONGO_RETRIES={self.retries!r} must be 0 or more")
-        _positive("PGY_MONGO_BATCH_SIZE", self.batch_size)
-        _positive("PGY_MONGO_FLUSH_SECONDS", self.flush_seconds)
-        template = settings.get("PGY_MONGO_SPILL_PATH") or "output/mongo-spill.jsonl"
-        self.spill_path = _spill_path(template, crawler.spider, crawler.spidercls.name)
+        self.uri: str = config.uri
+        self.database_name = config.database
+        self.collection_name = config.collection
+        self.refresh_hours = config.refresh_hours
+        self.batch_size = config.batch_size
+        self.flush_seconds = config.flush_seconds
+        self.retries = config.retries
+        self.retry_backoff = config.retry_backoff
+        self.spill_path = Path(runtime.paths.spill)
 
         self.stats: StatsCollector = crawler.stats
         self._client: MongoClient[mongo.Doc] | None = None
@@ -137,7 +111,19 @@ class MongoPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MongoPipeline:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        runtime_of(crawler).register_store(pipeline)
+        return pipeline
+
+    def outcome(self) -> StorageOutcome:
+        """How storing went (the run's accounting reads it for the summary and exit status)."""
+        spilled = self.stats.get_value(f"{STAT_PREFIX}spilled", 0)
+        return StorageOutcome(
+            name="mongo",
+            spilled=spilled,
+            lost=self.stats.get_value(f"{STAT_PREFIX}lost", 0),
+            spill_path=str(self.spill_path) if spilled else None,
+        )
 
     @property
     def refresh_enabled(self) -> bool:

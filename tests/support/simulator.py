@@ -6,7 +6,8 @@ Enable with ``pytest_plugins = ["tests.support.simulator"]``. Fixtures:
 - ``sim`` (function): the same client, reset, so every test starts from zero counters and the
   startup config.
 
-``make_note_id`` builds valid, distinct note IDs that the simulator answers with a note.
+``make_note_id`` (from ``tests.support.ids``) builds valid, distinct note IDs that the
+simulator answers with a note.
 """
 
 from __future__ import annotations
@@ -25,26 +26,15 @@ from typing import IO, Any
 
 import pytest
 
+from tests.support.ids import make_note_id
+
+__all__ = ["SimulatorClient", "make_note_id", "sim", "simulator_process"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_PATH = "/api/xiaohongshu-pgy/api/solar/note/noteId/detail/v1"
 TOKENS = ("test-token", "test-token-2", "test-token-3")
 URL_PREFIX = "PGY_SIMULATOR_URL="
 STARTUP_TIMEOUT = 20.0
-# Multiplier coprime with 0xFFFFFF, so scrambling the low part stays a bijection.
-_LOW_MIX = 7919
-
-
-def make_note_id(i: int, ts: int = 1707127804) -> str:
-    """A realistic note ID (8 hex timestamp + 16 hex) unique per ``i``, never ending in ffffff.
-
-    The simulator answers IDs ending in ``ffffff`` with 201 (not found), so the low 6 hex digits
-    range over 0..0xFFFFFE only; the rest of ``i`` goes to the higher digits.
-    """
-    if i < 0 or not 0 <= ts <= 0xFFFFFFFF:
-        raise ValueError(f"need i >= 0 and a 32-bit ts, got i={i}, ts={ts}")
-    high, low = divmod(i, 0xFFFFFF)
-    low = (low * _LOW_MIX + 0x2C037A) % 0xFFFFFF
-    return f"{ts:08x}{high:010x}{low:06x}"
 
 
 class SimulatorClient:

@@ -1,0 +1,1 @@
+"""Run-wide concerns, each a Scrapy extension connected to signals."""

@@ -1,0 +1,151 @@
+"""The run's shared state: configuration, tokens, the rate-limit pause, the budget, the
+note stores, and the stop.
+
+Components that must share state (the download handler and the API middleware share the
+token vault; the spider and the accounting ask the stores) reach it through
+:func:`runtime_of` instead of importing each other. There is one runtime per crawler,
+made by whichever component asks first (Scrapy builds components in an order they must
+not depend on). This is also the one place that chooses the implementation of each
+shared interface (:mod:`pgy_spider.vault`, :mod:`pgy_spider.pause`,
+:mod:`pgy_spider.budget`): the local, one-process ones today.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from scrapy import signals
+from scrapy.utils.defer import deferred_from_coro
+
+from pgy_spider import reasons
+from pgy_spider.budget import Budget, UnlimitedBudget
+from pgy_spider.config import PgyConfig
+from pgy_spider.errors import ConfigError
+from pgy_spider.paths import RunPaths
+from pgy_spider.pause import LocalRatePause, RatePause
+from pgy_spider.storage import FreshnessSource, NoteStore, StorageOutcome
+from pgy_spider.vault import LocalTokenVault, TokenVault
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from twisted.python.failure import Failure
+
+logger = logging.getLogger(__name__)
+
+
+class PgyRuntime:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        # A wrong configuration never raises here: that would end the crawl with a
+        # traceback. Our own `crawl` command refuses it earlier (preflight); anywhere
+        # else the crawl closes at once with the reason and one line (see spider_opened).
+        self.problem: str | None = None
+        self.config: PgyConfig | None
+        try:
+            self.config = PgyConfig.from_settings(crawler.settings)
+        except ConfigError as exc:
+            self.config, self.problem = None, str(exc)
+        config = self.config
+        self.vault: TokenVault = LocalTokenVault(config.tokens if config else ())
+        self.pause: RatePause = LocalRatePause(
+            config.rate_limit_delay if config else 0.0,
+            config.rate_limit_max_delay if config else 0.0,
+        )
+        self.budget: Budget = UnlimitedBudget()
+        self.stores: list[NoteStore] = []
+        self.stop_reason: str | None = None
+        self._closing: Any = None  # the Deferred of a stop, kept until it fires
+        self.started_at = datetime.now(UTC)
+        self._paths: RunPaths | None = None
+        if self.vault.secrets:
+            self.vault.install_log_mask()
+        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+
+    def _spider_opened(self) -> None:
+        if self.problem is not None:
+            self.stop(reasons.CONFIG_ERROR, f"pgy-spider is not configured: {self.problem}")
+            return
+        if self.config is not None and self.config.plain_http_remote:
+            logger.warning(
+                "API base %s is plain HTTP: the token travels unencrypted "
+                "(the cn region has no HTTPS)",
+                self.config.base_url,
+            )
+
+    @property
+    def paths(self) -> RunPaths:
+        """The run's output paths, computed once (the spider must exist: Scrapyd's job id
+        is its ``_job`` argument)."""
+        if self._paths is None:
+            assert self.config is not None
+            spider = self.crawler.spider
+            name = spider.name if spider is not None else self.crawler.spidercls.name
+            job = str(getattr(spider, "_job", "") or "")
+            self._paths = RunPaths.compute(self.config, name, self.started_at, job)
+        return self._paths
+
+    # -- stopping -------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """No further API call may be sent: a stop was asked for, or Scrapy is stopping."""
+        return self.stop_reason is not None or not self.crawler.crawling
+
+    def stop(self, reason: str, message: str | None = None) -> None:
+        """Close the crawl gracefully with a named reason; the first stop wins."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        if message:
+            logger.error("%s", message)
+        engine = self.crawler.engine
+        closing = deferred_from_coro(engine.close_spider_async(reason=reason))
+        closing.addErrback(self._stop_failed, reason)
+        self._closing = closing
+
+    @staticmethod
+    def _stop_failed(failure: Failure, reason: str) -> None:
+        logger.error("Closing the crawl (%s) failed: %s", reason, failure.getErrorMessage())
+
+    # -- note stores ----------------------------------------------------------------------
+
+    def register_store(self, store: NoteStore) -> None:
+        self.stores.append(store)
+
+    def freshness(self) -> FreshnessSource | None:
+        """The store that knows which notes need no new fetch, if one does."""
+        for store in self.stores:
+            if isinstance(store, FreshnessSource) and store.refresh_enabled:
+                return store
+        return None
+
+    def storage_outcomes(self) -> list[StorageOutcome]:
+        return [store.outcome() for store in self.stores]
+
+
+_runtimes: WeakKeyDictionary[Crawler, PgyRuntime] = WeakKeyDictionary()
+
+
+def runtime_of(crawler: Crawler) -> PgyRuntime:
+    """The crawler's runtime, made on first use."""
+    found = _runtimes.get(crawler)
+    if found is None:
+        found = _runtimes[crawler] = PgyRuntime(crawler)
+    return found
+
+
+def feed_uri_params(params: dict[str, Any], spider: Spider) -> dict[str, Any]:
+    """``FEED_URI_PARAMS``: the same ``%(job)s`` and ``%(time)s`` in feed URIs as in the
+    failed and summary paths."""
+    runtime = runtime_of(spider.crawler)
+    if runtime.config is not None:
+        params.update(runtime.paths.params)
+    else:
+        job = params.get("_job") or params.get("job") or ""
+        params.setdefault("job", job)
+        params.setdefault("_job", job)
+    return params

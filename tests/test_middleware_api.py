@@ -1,0 +1,310 @@
+"""In-process tests of the business-code middleware: one synthetic answer per code and fault.
+
+No process and no server: each test builds the request the spider would send and the answer
+the API would give, and checks what the middleware decides (retry, pause, fail, retire the
+token, stop) and what it counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from scrapy.exceptions import DownloadConnectionRefusedError, DownloadTimeoutError
+
+from pgy_spider import meta
+from pgy_spider.failures import NoteFailed
+from pgy_spider.middlewares.api import PgyApiMiddleware
+from pgy_spider.vault import LocalTokenVault
+from tests.support.components import (
+    api_answer,
+    note_request,
+    project_crawler,
+    resolve,
+    runtime,
+)
+from tests.support.ids import make_note_id
+
+NOTE = make_note_id(1)
+
+
+def _middleware(**settings: Any) -> tuple[PgyApiMiddleware, Any]:
+    crawler = project_crawler(**settings)
+    return PgyApiMiddleware.from_crawler(crawler), crawler
+
+
+def _stat(crawler: Any, name: str) -> Any:
+    return crawler.stats.get_value(name)
+
+
+def _give_up(mw: PgyApiMiddleware, request: Any, response: Any) -> dict[str, Any]:
+    with pytest.raises(NoteFailed) as info:
+        resolve(mw.process_response(request, response))
+    return info.value.record.to_json()
+
+
+# -- success --------------------------------------------------------------------------------
+
+
+def test_code_0_passes_the_answer_on_and_counts_the_call() -> None:
+    mw, crawler = _middleware()
+    request = note_request(NOTE)
+    request.meta[meta.TOKEN_FP] = runtime(crawler).vault.current().fingerprint
+    response = api_answer(request, 0, data={"noteId": NOTE})
+    assert mw.process_response(request, response) is response
+    assert request.meta[meta.ENVELOPE].data == {"noteId": NOTE}
+    assert request.meta[meta.ATTEMPTS] == 1 and request.meta[meta.LAST_CODE] == 0
+    assert _stat(crawler, "pgy/api_calls") == 1 and _stat(crawler, "pgy/code/0") == 1
+    assert _stat(crawler, "pgy/http_status/200") == 1
+    report = runtime(crawler).vault.report()
+    assert [entry["calls"] for entry in report.values()] == [1]
+    assert runtime(crawler).budget.spent == 1
+
+
+def test_the_body_code_decides_whatever_the_http_status() -> None:
+    mw, _ = _middleware()
+    request = note_request(NOTE)
+    ok = api_answer(request, 0, data={"noteId": NOTE}, status=500)
+    assert mw.process_response(request, ok) is ok
+    request = note_request(NOTE)
+    retry = mw.process_response(request, api_answer(request, 301, status=200))
+    assert retry is not request and retry.meta["retry_times"] == 1
+
+
+def test_non_api_requests_are_left_alone() -> None:
+    mw, crawler = _middleware()
+    from scrapy import Request
+    from scrapy.http import Response
+
+    request = Request("https://example.com/page")
+    response = Response(request.url, status=503, body=b"<html>", request=request)
+    assert mw.process_request(request) is None
+    assert mw.process_response(request, response) is response
+    assert mw.process_exception(request, DownloadTimeoutError("t")) is None
+    assert crawler.stats.get_stats().get("pgy/api_calls") is None
+
+
+def test_cached_answers_are_not_api_calls() -> None:
+    mw, crawler = _middleware()
+    request = note_request(NOTE)
+    response = api_answer(request, 0, data={"noteId": NOTE}, flags=["cached"])
+    assert mw.process_response(request, response) is response
+    assert _stat(crawler, "pgy/cache_hits") == 1
+    assert _stat(crawler, "pgy/api_calls") is None and _stat(crawler, "pgy/code/0") is None
+
+
+# -- retried codes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [301, 500])
+def test_retryable_codes_are_retried_with_backoff_then_given_up(code: int) -> None:
+    mw, crawler = _middleware(PGY_RETRY_TIMES=2, PGY_RETRY_BACKOFF=10)
+    request = note_request(NOTE)
+    before = time.monotonic()
+    first = mw.process_response(request, api_answer(request, code))
+    assert first.meta["retry_times"] == 1 and first.dont_filter
+    # The retry waits its backoff (10 s ± 20 % jitter) before it is sent again.
+    assert before + 7.9 < first.meta[meta.NOT_BEFORE] < time.monotonic() + 12.1
+    second = mw.process_response(first, api_answer(first, code))
+    assert second.meta["retry_times"] == 2
+    assert before + 15.9 < second.meta[meta.NOT_BEFORE] < time.monotonic() + 24.1
+    record = _give_up(mw, second, api_answer(second, code))
+    assert record["reason"] == "retries_exhausted" and record["code"] == code
+    assert record["attempts"] == 3 and record["requestId"] == "r" * 32
+    assert _stat(crawler, "pgy/retry/count") == 2
+    assert _stat(crawler, "pgy/retry/max_reached") == 1
+    assert _stat(crawler, f"pgy/code/{code}") == 3
+    assert runtime(crawler).budget.spent == 0  # not billed
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    mw, _ = _middleware(PGY_RETRY_BACKOFF=1, PGY_RETRY_BACKOFF_MAX=3)
+    waits = [mw._backoff(n) for n in (1, 2, 3, 4)]
+    assert 0.8 <= waits[0] <= 1.2 and 1.6 <= waits[1] <= 2.4
+    assert 2.4 <= waits[2] <= 3.6 and 2.4 <= waits[3] <= 3.6
+
+
+# -- codes that fail the note at once -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "billed"),
+    [(201, "not_found", 1), (400, "bad_request", 0), (777, "api_error", 0)],
+)
+def test_codes_that_fail_the_note_at_once(code: int, reason: str, billed: int) -> None:
+    mw, crawler = _middleware()
+    request = note_request(NOTE)
+    record = _give_up(mw, request, api_answer(request, code))
+    assert record == {
+        "noteId": NOTE,
+        "code": code,
+        "reason": reason,
+        "attempts": 1,
+        "requestId": "r" * 32,
+    }
+    assert _stat(crawler, "pgy/retry/count") is None
+    assert runtime(crawler).budget.spent == billed
+
+
+# -- 302: the pause ------------------------------------------------------------------------
+
+
+def test_302_pauses_every_call_and_retries_on_its_own_budget() -> None:
+    mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=30, PGY_RETRY_TIMES=0)
+    request = note_request(NOTE)
+    retry = resolve(mw.process_response(request, api_answer(request, 302)))
+    assert retry.meta[meta.RATE_LIMITED] == 1 and "retry_times" not in retry.meta
+    assert _stat(crawler, "pgy/rate_limit_pauses") == 1
+    until = runtime(crawler).pause.paused_until()
+    assert until > time.monotonic() + 29
+    # Any API call waits for the pause now (a coroutine that sleeps), even another note's.
+    other = note_request(make_note_id(2), seq=1)
+    waiting = mw.process_request(other)
+    assert waiting is not None
+    waiting.close()
+    # A 302 of a call already in flight does not start or lengthen the pause.
+    second = resolve(mw.process_response(other, api_answer(other, 302)))
+    assert second.meta[meta.RATE_LIMITED] == 1
+    assert runtime(crawler).pause.paused_until() == until
+    assert _stat(crawler, "pgy/rate_limit_pauses") == 1
+
+
+def test_each_new_burst_of_302_pauses_twice_as_long_until_a_success() -> None:
+    mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=0.001, PGY_RATE_LIMIT_MAX_DELAY=0.004)
+    pause = runtime(crawler).pause
+    lengths = []
+    for _ in range(4):
+        time.sleep(0.005)  # past the previous pause: a new burst
+        request = note_request(NOTE)
+        start = time.monotonic()
+        resolve(mw.process_response(request, api_answer(request, 302)))
+        lengths.append(pause.paused_until() - start)
+    assert lengths[0] < lengths[1] < lengths[2] and lengths[3] <= 0.0045
+    request = note_request(NOTE)
+    mw.process_response(request, api_answer(request, 0, data={"noteId": NOTE}))
+    time.sleep(0.005)
+    request = note_request(NOTE)
+    start = time.monotonic()
+    resolve(mw.process_response(request, api_answer(request, 302)))
+    assert pause.paused_until() - start < lengths[1]  # back to the first delay
+
+
+def test_302_beyond_its_budget_fails_the_note() -> None:
+    mw, _ = _middleware(PGY_RATE_LIMIT_RETRIES=2, PGY_RATE_LIMIT_DELAY=0)
+    request = note_request(NOTE)
+    for _ in range(2):
+        request = resolve(mw.process_response(request, api_answer(request, 302)))
+    with pytest.raises(NoteFailed) as info:
+        resolve(mw.process_response(request, api_answer(request, 302)))
+    record = info.value.record
+    assert record.reason == "rate_limited" and record.code == 302 and record.attempts == 3
+
+
+def test_a_retry_waits_for_its_backoff_before_it_is_sent() -> None:
+    mw, _ = _middleware()
+    request = note_request(NOTE, **{meta.NOT_BEFORE: time.monotonic() + 60})
+    waiting = mw.process_request(request)
+    assert waiting is not None
+    waiting.close()
+    assert mw.process_request(note_request(NOTE)) is None
+
+
+# -- token codes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (100, "pgy_invalid_token"),
+        (303, "pgy_quota_exceeded"),
+        (600, "pgy_permission_denied"),
+        (601, "pgy_insufficient_balance"),
+        (602, "pgy_spending_cap"),
+    ],
+)
+def test_a_refused_token_is_retired_and_the_call_repeated_with_the_next(
+    code: int, reason: str
+) -> None:
+    mw, crawler = _middleware(PGY_TOKEN="first-token,second-token")
+    vault = runtime(crawler).vault
+    assert isinstance(vault, LocalTokenVault)
+    first = vault.current()
+    request = note_request(NOTE, **{meta.TOKEN_FP: first.fingerprint})
+    again = resolve(mw.process_response(request, api_answer(request, code)))
+    assert again.url == request.url and again.dont_filter
+    assert vault.current().token == "second-token"
+    assert vault.report()[first.fingerprint]["retired"] == reason
+    assert _stat(crawler, f"pgy/tokens_retired/{reason}") == 1
+    assert crawler.engine.closed == []  # the crawl goes on
+
+
+def test_the_last_refused_token_stops_the_crawl_with_the_named_reason() -> None:
+    mw, crawler = _middleware()
+    fingerprint = runtime(crawler).vault.current().fingerprint
+    request = note_request(NOTE, **{meta.TOKEN_FP: fingerprint})
+    with pytest.raises(meta.PendingRequest):
+        resolve(mw.process_response(request, api_answer(request, 303)))
+    assert runtime(crawler).stop_reason == "pgy_quota_exceeded"
+    assert crawler.engine.closed == ["pgy_quota_exceeded"]
+    # No further call is sent: the note stays pending.
+    with pytest.raises(meta.PendingRequest):
+        mw.process_request(note_request(make_note_id(2), seq=1))
+
+
+def test_the_openapi_429_with_303_is_a_quota_not_a_rate_limit() -> None:
+    mw, crawler = _middleware()
+    fingerprint = runtime(crawler).vault.current().fingerprint
+    request = note_request(NOTE, **{meta.TOKEN_FP: fingerprint})
+    with pytest.raises(meta.PendingRequest):
+        resolve(mw.process_response(request, api_answer(request, 303, status=429)))
+    assert runtime(crawler).stop_reason == "pgy_quota_exceeded"
+    assert _stat(crawler, "pgy/rate_limit_pauses") is None
+
+
+# -- answers without a business code ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (502, b"<html><center><h1>502 Bad Gateway</h1></center></html>", "http_502"),
+        (200, b'{"code": 0, "data": {"noteId": "6', "invalid_json"),
+        (200, b"[1, 2]", "invalid_json"),
+        (200, b'{"message": "no code"}', "invalid_json"),
+    ],
+)
+def test_answers_without_an_envelope_are_retried_as_transport_faults(
+    status: int, body: bytes, kind: str
+) -> None:
+    mw, crawler = _middleware(PGY_RETRY_TIMES=1)
+    request = note_request(NOTE)
+    retry = mw.process_response(request, api_answer(request, status=status, body=body))
+    assert retry.meta["retry_times"] == 1
+    assert _stat(crawler, f"pgy/transport/{kind}") == 1
+    record = _give_up(mw, retry, api_answer(retry, status=status, body=body))
+    assert record["reason"] == "transport_error" and record["code"] is None
+    assert _stat(crawler, "pgy/api_calls") is None
+
+
+def test_a_timeout_may_have_been_billed_a_refused_connection_not() -> None:
+    mw, crawler = _middleware(PGY_RETRY_TIMES=1)
+    request = note_request(NOTE)
+    retry = mw.process_exception(request, DownloadTimeoutError("took too long"))
+    assert retry is not None and retry.meta["retry_times"] == 1
+    assert _stat(crawler, "pgy/possibly_billed") == 1
+    assert _stat(crawler, "pgy/transport/DownloadTimeoutError") == 1
+    refused = note_request(make_note_id(2), seq=1)
+    assert mw.process_exception(refused, DownloadConnectionRefusedError("no")) is not None
+    assert _stat(crawler, "pgy/possibly_billed") == 1
+    assert runtime(crawler).budget.spent == 1  # the timeout counts as spent
+    with pytest.raises(NoteFailed) as info:
+        mw.process_exception(retry, DownloadTimeoutError("again"))
+    assert info.value.record.reason == "transport_error" and info.value.record.attempts == 2
+
+
+def test_nothing_is_sent_once_the_crawl_is_stopping() -> None:
+    mw, crawler = _middleware()
+    crawler.crawling = False  # Ctrl-C / SIGTERM
+    with pytest.raises(meta.PendingRequest):
+        mw.process_request(note_request(NOTE))

@@ -1,0 +1,91 @@
+"""In-process tests of the checks made before any call: each problem is one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.settings import Settings
+
+from pgy_spider.errors import ConfigError, UserError
+from pgy_spider.preflight import preflight
+from pgy_spider.seeds import SeedFileError
+from tests.support.components import settings_dict
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JUSTONEAPI_TOKEN", "PGY_TOKEN_FILE", "PGY_REGION", "MONGO_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+    paths = {
+        "PGY_FEED_URI": str(tmp_path / "out" / "notes.jsonl"),
+        "PGY_FAILED_PATH": str(tmp_path / "out" / "failed.jsonl"),
+        "PGY_SUMMARY_PATH": str(tmp_path / "out" / "summary.json"),
+    }
+    return Settings(settings_dict(**{**paths, **overrides}))
+
+
+def _seed_file(tmp_path: Path, text: str = "65c0b3fc000000002c037a49\n") -> str:
+    path = tmp_path / "seeds.txt"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _error(settings: Settings, spargs: dict[str, Any]) -> str:
+    with pytest.raises(UserError) as info:
+        preflight(settings, spargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_good_arguments_pass_and_create_nothing(tmp_path: Path) -> None:
+    assert preflight(_settings(tmp_path), {"ids_file": _seed_file(tmp_path)}) == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_token(tmp_path: Path) -> None:
+    assert "no API token" in _error(_settings(tmp_path, PGY_TOKEN=None), {"ids": "x"})
+
+
+def test_no_seeds(tmp_path: Path) -> None:
+    assert "no seeds given" in _error(_settings(tmp_path), {"ids": " , "})
+
+
+def test_ids_url_must_be_http(tmp_path: Path) -> None:
+    assert "is not an http(s) URL" in _error(_settings(tmp_path), {"ids_url": "ftp://x/s.txt"})
+
+
+def test_unreadable_seed_file(tmp_path: Path) -> None:
+    with pytest.raises(SeedFileError, match="does not exist"):
+        preflight(_settings(tmp_path), {"ids_file": str(tmp_path / "missing.txt")})
+
+
+def test_empty_seed_file_is_a_warning(tmp_path: Path) -> None:
+    warnings = preflight(_settings(tmp_path), {"ids_file": _seed_file(tmp_path, "")})
+    assert len(warnings) == 1 and "is empty" in warnings[0]
+
+
+def test_unwritable_output_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    settings = _settings(tmp_path, PGY_FAILED_PATH=str(blocker / "failed.jsonl"))
+    message = _error(settings, {"ids": "65c0b3fc000000002c037a49"})
+    assert "cannot write" in message and "failed.jsonl" in message
+
+
+def test_mongodb_unreachable_is_a_user_error(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path, MONGO_URI="mongodb://user:pw@127.0.0.1:9/?serverSelectionTimeoutMS=300"
+    )
+    message = _error(settings, {"ids": "65c0b3fc000000002c037a49"})
+    assert "MongoDB unreachable" in message and "pw" not in message
+
+
+def test_a_bad_number_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="PGY_RETRY_TIMES"):
+        preflight(_settings(tmp_path, PGY_RETRY_TIMES="x"), {"ids": "a"})
