@@ -1,7 +1,8 @@
 """How this project shapes Scrapy's settings when ``note_detail`` runs.
 
 Applied by the spider's ``update_settings`` (so before any component reads them). Only
-settings the user did not set on the command line or in the spider are changed.
+settings the user did not set themselves are changed: a value at ``project`` priority or
+above (``settings.py``, ``-s``, the spider) is the user's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pgy_spider import default_settings, jobstate
 
 def _unset(settings: BaseSettings, name: str) -> bool:
     priority = settings.getpriority(name)
-    return priority is None or priority <= SETTINGS_PRIORITIES["project"]
+    return priority is None or priority < SETTINGS_PRIORITIES["project"]
 
 
 def shape(settings: BaseSettings) -> None:
