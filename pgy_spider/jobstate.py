@@ -50,20 +50,28 @@ def load(jobdir: str | None) -> Ledger | None:
     if cached is not None:
         return cached
     ledger = _read(path, jobdir)
-    if ledger is None:
-        return None
     _cache.clear()
     _cache[key] = ledger
     return ledger
 
 
-def _read(path: Path, jobdir: str) -> Ledger | None:
-    with path.open("rb") as fh:
-        doc: Any = pickle.load(fh)
+def _read(path: Path, jobdir: str) -> Ledger:
+    try:
+        with path.open("rb") as fh:
+            doc: Any = pickle.load(fh)
+    except Exception as exc:  # a torn or foreign file: say so, never resume half-way
+        raise ConfigError(
+            f"the resume state {str(path)!r} cannot be read ({type(exc).__name__}): "
+            f"delete the JOBDIR {jobdir!r} to start the job over"
+        ) from None
     found = doc.get("version") if isinstance(doc, dict) else None
     ledger = doc.get("ledger") if isinstance(doc, dict) else None
     if found != FORMAT or not isinstance(ledger, Ledger):
-        return None  # not a state this version can resume from
+        raise StateFormatError(
+            f"the JOBDIR {jobdir!r} holds a resume state of format {found!r}; this version "
+            f"reads format {FORMAT}: finish that job with the pgy-spider version that "
+            f"started it, or delete {jobdir!r} to start the job over"
+        )
     return ledger
 
 

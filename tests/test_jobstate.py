@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import pytest
+
 from pgy_spider import jobstate
+from pgy_spider.errors import ConfigError
 from pgy_spider.ledger import Ledger
 
 
@@ -21,3 +25,18 @@ def test_state_round_trip_is_atomic(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["pgy-state.pickle"]  # no temp file left
     assert jobstate.load(str(tmp_path / "nothing")) is None
     assert jobstate.load(None) is None
+
+
+def test_state_of_another_format_names_both_formats(tmp_path: Path) -> None:
+    (tmp_path / jobstate.STATE_FILE).write_bytes(pickle.dumps({"version": 1, "ledger": Ledger()}))
+    with pytest.raises(jobstate.StateFormatError) as info:
+        jobstate.load(str(tmp_path))
+    message = str(info.value)
+    assert "format 1" in message and f"format {jobstate.FORMAT}" in message
+    assert "delete" in message and "\n" not in message
+
+
+def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / jobstate.STATE_FILE).write_bytes(b"\x80\x05 torn")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        jobstate.load(str(tmp_path))

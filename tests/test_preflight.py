@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scrapy.settings import Settings
 
+from pgy_spider import jobstate
 from pgy_spider.errors import ConfigError, UserError
+from pgy_spider.ledger import Ledger
 from pgy_spider.preflight import preflight
 from pgy_spider.seeds import SeedFileError
 from tests.support.components import settings_dict
@@ -76,6 +79,18 @@ def test_unwritable_output_directory(tmp_path: Path) -> None:
     settings = _settings(tmp_path, PGY_FAILED_PATH=str(blocker / "failed.jsonl"))
     message = _error(settings, {"ids": "65c0b3fc000000002c037a49"})
     assert "cannot write" in message and "failed.jsonl" in message
+
+
+def test_a_state_of_another_format_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    (jobdir / jobstate.STATE_FILE).write_bytes(pickle.dumps({"version": 99, "ledger": Ledger()}))
+    settings = _settings(tmp_path, JOBDIR=str(jobdir))
+    message = _error(settings, {"ids": "65c0b3fc000000002c037a49"})
+    assert "format 99" in message and f"format {jobstate.FORMAT}" in message
+    assert not (tmp_path / "out").exists()
 
 
 def test_mongodb_unreachable_is_a_user_error(tmp_path: Path) -> None:
