@@ -420,6 +420,8 @@ class XlsxItemExporter(BaseItemExporter):
     # -- cells ----------------------------------------------------------------------------------
 
     def _write_text(self, sheet: Worksheet, row: int, col: int, text: str) -> None:
+        if not text:  # an empty cell, as for None (not a "" that COUNTA counts)
+            return
         text = fit_text(text)
         if text.startswith("<r>") and text.endswith("</r>"):
             sheet.write_rich_string(row, col, *_rich_fragments(text), self._text_format)

@@ -148,6 +148,13 @@ def test_cells_are_typed(tmp_path: Path) -> None:
     assert cells["createTimeText"].value == "2024-02-05 18:10"  # the API's text, kept as text
 
 
+def test_empty_text_is_an_empty_cell(tmp_path: Path) -> None:
+    path = write_workbook(tmp_path / "n.xlsx", [note(title="", redId=None)])
+    row = rows(load(path)["notes"])[0]
+    assert row["title"].value is None and row["redId"].value is None
+    assert "E2" not in excel_texts(path)  # not a "" string cell that COUNTA would count
+
+
 def test_times_are_excel_datetimes_in_utc(tmp_path: Path) -> None:
     item = note(fetchedAt="2026-11-27T08:30:15.250Z")
     sheet = load(write_workbook(tmp_path / "n.xlsx", [item]))["notes"]
