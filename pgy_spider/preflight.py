@@ -13,7 +13,9 @@ from typing import Any
 from scrapy.settings import BaseSettings
 
 from pgy_spider import api, seeds
+from pgy_spider.ledger import STATE_FILE
 from pgy_spider.tokens import load_tokens
+from pgy_spider.xlsxexport import xlsx_feed_problem
 
 
 def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
@@ -33,6 +35,10 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
         raise api.ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
     warnings = seeds.check_sources(files) if files else []
     check_output_paths(settings)
+    jobdir = settings.get("JOBDIR")
+    resuming = bool(jobdir) and Path(jobdir, STATE_FILE).exists()
+    if problem := xlsx_feed_problem(settings.getdict("FEEDS"), resuming=resuming):
+        raise api.ConfigError(problem)
     mongo_uri = settings.get("MONGO_URI") or os.environ.get("MONGO_URI")
     if mongo_uri:
         from pgy_spider.mongo import check_reachable
