@@ -29,13 +29,15 @@ from scrapy.utils.serialize import ScrapyJSONEncoder
 
 from pgy_spider.notes import NOTE_FIELDS
 
-__all__ = ["CSV_FIELDS", "ExcelCsvItemExporter", "OrjsonLinesItemExporter"]
+__all__ = ["CSV_FIELDS", "FORMULA_STARTS", "ExcelCsvItemExporter", "OrjsonLinesItemExporter"]
 
 logger = logging.getLogger(__name__)
 
 # Default CSV columns: every normalized key in order, except the bulky raw API payload.
 CSV_FIELDS: Final = tuple(name for name in NOTE_FIELDS if name != "raw")
 
+# First characters that make a spreadsheet read a CSV cell as a formula (OWASP, CSV injection).
+FORMULA_STARTS: Final = frozenset("=+-@\t\r")
 _UTF8_NAMES: Final = frozenset({"utf-8", "utf-8-sig"})  # codecs.lookup() canonical names
 _NO_META: Final[Mapping[str, Any]] = MappingProxyType({})  # what ItemAdapter gives plain dicts
 
@@ -114,8 +116,13 @@ class ExcelCsvItemExporter(_DictFastPathMixin, CsvItemExporter):
       neither a BOM nor a second header line, since the columns are fixed. A feed without
       items stays empty (0 bytes), as with Scrapy's CsvItemExporter.
     - Columns default to CSV_FIELDS; FEED_EXPORT_FIELDS / ``fields`` still override them.
-    - None is an empty cell, booleans are ``true``/``false``, strings (IDs included) are
-      written exactly as they are; lists and dicts become compact, unescaped JSON.
+    - None is an empty cell, booleans are ``true``/``false``; lists and dicts become compact,
+      unescaped JSON.
+    - Strings (IDs included) are written as they are, except that one starting with ``=``,
+      ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's advice
+      against CSV injection): Excel and LibreOffice would run it as a formula. Decided by
+      Python type, so numbers (``-5``) are never touched; note text comes from strangers.
+      Only this exporter does it: JSON lines, MongoDB and the failed file keep the text.
     """
 
     def __init__(
@@ -163,7 +170,8 @@ def _csv_cell(value: Any) -> Any:
     if value is True or value is False:  # before int: bool is an int subclass
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        # value[:1], not value[0]: an empty string is a common, valid cell.
+        return "'" + value if value[:1] in FORMULA_STARTS else value
     if isinstance(value, int | float):
         # Text already: Scrapy's _build_row() pays for a caught TypeError on every non-str.
         return str(value)

@@ -17,6 +17,7 @@ from pgy_spider import jobstate, seeds
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
 from pgy_spider.spiders.note_detail import NO_SEEDS, split_paths
+from pgy_spider.xlsxexport import xlsx_feed_problem
 
 
 def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
@@ -30,9 +31,11 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     if ids_url and not ids_url.startswith(("http://", "https://")):
         raise ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
     # Before any file is opened for writing: a state this version cannot read is refused.
-    jobstate.load(config.jobdir)
+    resuming = jobstate.load(config.jobdir) is not None
     warnings = seeds.check_sources(files) if files else []
     check_output_paths(settings, config)
+    if problem := xlsx_feed_problem(settings.getdict("FEEDS"), resuming=resuming):
+        raise ConfigError(problem)
     if config.mongo is not None:
         from pgy_spider.mongo import check_reachable
 

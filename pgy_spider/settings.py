@@ -85,6 +85,8 @@ FEED_EXPORTERS = {
     "jsonlines": "pgy_spider.exporters.OrjsonLinesItemExporter",
     "jsonl": "pgy_spider.exporters.OrjsonLinesItemExporter",
     "jl": "pgy_spider.exporters.OrjsonLinesItemExporter",
+    # An Excel workbook (XlsxWriter, constant memory); imported only when one is written.
+    "xlsx": "pgy_spider.xlsxexport.XlsxItemExporter",
 }
 
 # With HTTPCACHE_ENABLED, only answers that settle a note (codes 0, 201) are cached:

