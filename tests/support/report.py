@@ -218,3 +218,13 @@ def cells(page: Selector, table: str) -> list[list[str]]:
     """The text of each cell of each data row of table #*table*."""
     rows = page.css(f"table#{table} tr")[1:]
     return [["".join(td.css("::text").getall()).strip() for td in row.css("td")] for row in rows]
+
+
+def noise(stderr: str) -> list[str]:
+    """Lines on stderr a user would read as trouble (matplotlib's one-off "building the
+    font cache" notice on a fresh machine is not)."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and "building the font cache" not in line
+    ]
