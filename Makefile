@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench system-packages
 
 demo: $(STAMP)
 	$(BIN)/python -m pgy_spider.demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint system-packages
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -25,3 +25,24 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
+
+# Debian packages the tests need besides Python's: a real headless browser and its
+# driver (the HTML report is loaded in it), a CJK font (the report's charts) and an
+# emoji font (its text). Installed only when missing; CI is a fresh Debian machine as root.
+SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-zenhei fonts-noto-color-emoji
+
+system-packages:
+	@missing=""; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$pkg 2>/dev/null | grep -q '^install ok installed$$' \
+	    || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages the tests need:$$missing"; \
+	  command -v apt-get >/dev/null \
+	    || { echo "error: no apt-get: install$$missing (or their equivalents) yourself" >&2; exit 1; }; \
+	  [ "$$(id -u)" -eq 0 ] \
+	    || { echo "error: installing$$missing needs root: sudo apt-get install$$missing" >&2; exit 1; }; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing \
+	    || { echo "error: could not install$$missing" >&2; exit 1; }; \
+	fi
