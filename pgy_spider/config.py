@@ -61,6 +61,7 @@ class PgyConfig:
     feed_uri: str
     id_time_check: bool
     progress_interval: float
+    checkpoint_seconds: float
     inner_download_handler: str
     concurrent_requests: int
     jobdir: str | None
@@ -87,6 +88,7 @@ class PgyConfig:
             feed_uri=read.path("PGY_FEED_URI"),
             id_time_check=read.flag("PGY_ID_TIME_CHECK"),
             progress_interval=read.number("PGY_PROGRESS_INTERVAL", float),
+            checkpoint_seconds=read.number("PGY_CHECKPOINT_SECONDS", float, minimum=0.01),
             inner_download_handler=read.text("PGY_INNER_DOWNLOAD_HANDLER")
             or str(_DEFAULTS["PGY_INNER_DOWNLOAD_HANDLER"]),
             concurrent_requests=read.number("CONCURRENT_REQUESTS", int, minimum=1, default=16),
@@ -176,6 +178,12 @@ class _Reader:
         except (TypeError, ValueError):
             raise ConfigError(f"{name}={value!r} is not {what}: give {what}") from None
         if number < minimum:  # type: ignore[operator]
-            bound = "greater than 0" if minimum > 0 else "0 or more"
+            bound = (
+                "0 or more"
+                if minimum == 0
+                else "greater than 0"
+                if minimum in (1, 1e-9)
+                else f"at least {minimum}"
+            )
             raise ConfigError(f"{name}={value!r} must be {bound}")
         return number

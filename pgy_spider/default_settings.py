@@ -22,6 +22,7 @@ PGY_SUMMARY_PATH = "output/summary.json"
 PGY_FEED_URI = "output/notes.jsonl"
 PGY_ID_TIME_CHECK = True
 PGY_PROGRESS_INTERVAL = 60.0
+PGY_CHECKPOINT_SECONDS = 1.0  # how often a JOBDIR job makes its resume state durable
 PGY_INNER_DOWNLOAD_HANDLER = "pgy_spider.apiclient.ApiHttpDownloadHandler"
 PGY_REFRESH_HOURS = 24.0
 MONGO_URI = None  # else the MONGO_URI environment variable; unset = no MongoDB

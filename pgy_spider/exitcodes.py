@@ -15,12 +15,12 @@ ERROR: Final = 1  # an unexpected internal error
 USAGE: Final = 2  # a user error, before any call
 API_STOP: Final = 3  # a fatal API stop: resume with JOBDIR
 INTERRUPTED: Final = 4  # SIGINT/SIGTERM: resume with JOBDIR
-STORAGE: Final = 5  # notes not stored where they should be (spilled, lost)
+STORAGE: Final = 5  # notes not stored where they should be (spilled, lost, an output failed)
 
 
 def exit_code_for(reason: str, *, storage_failed: bool = False) -> int:
     """The exit status of a crawl that closed with ``reason``."""
-    if storage_failed or reason == reasons.STORAGE_ERROR:
+    if storage_failed or reason in (reasons.STORAGE_ERROR, reasons.OUTPUT_ERROR):
         return STORAGE
     if reason == reasons.FINISHED:
         return OK

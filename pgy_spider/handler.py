@@ -4,8 +4,8 @@ Requests travel through Scrapy (scheduler, logs, fingerprints, JOBDIR, HTTP cach
 without the token; this handler wraps a real HTTP handler, adds the token to the URL it
 sends, and hands back a response whose URL is the tokenless one. Exceptions are scrubbed
 too: some transport errors quote the URL. It also reserves one unit of the run's budget
-for every call it sends. The token vault and the budget are the run's
-(:mod:`pgy_spider.runtime`).
+and one place in flight (:mod:`pgy_spider.flight`) for every call it sends. The token
+vault, the budget and the places are the run's (:mod:`pgy_spider.runtime`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
             pool.retryAutomatically = False
         self._vault = runtime.vault
         self._budget = runtime.budget
+        self._in_flight = runtime.in_flight
         self._stats = crawler.stats
         # Our own client takes the URL to send apart from the request: no copies of the
         # request and the response per call (see _send).
@@ -59,6 +60,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
             raise meta.PendingRequest("no usable token left") from None
         if not await self._budget.reserve():
             raise meta.PendingRequest("the budget is spent")
+        await self._in_flight.take(request.meta)
         request.meta[meta.TOKEN_FP] = state.fingerprint
         self._stats.inc_value("pgy/requests_sent")  # counted where it really leaves
         try:

@@ -24,6 +24,7 @@ REQUEST_ID: Final = "pgy_request_id"  # the API's requestId of the last answer
 NOT_BEFORE: Final = "pgy_not_before"  # monotonic time before which a retry is not sent
 RATE_LIMITED: Final = "pgy_rate_limited"  # how often this note was answered 302
 ENVELOPE: Final = "pgy_envelope"  # the parsed answer (pgy_spider.api.Envelope) of a success
+IN_FLIGHT: Final = "pgy_in_flight"  # the call holds one of the places in flight (flight.py)
 
 
 class PendingRequest(IgnoreRequest):

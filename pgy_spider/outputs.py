@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from pgy_spider.failures import FailureRecord
 from pgy_spider.files import write_atomic
+from pgy_spider.outputfile import OnError, open_output
 
 
 class FailedFile:
-    """One JSON line per seed that did not yield a note; appended to when a job resumes."""
+    """One JSON line per seed that did not yield a note; appended to when a job resumes.
 
-    def __init__(self, path: str, *, append: bool):
+    ``write`` returns False when the record could not be written (the error has gone to
+    ``on_error``): such a seed must not count as failed.
+    """
+
+    def __init__(self, path: str, *, append: bool, on_error: OnError):
         self.path = path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[bytes] | None = open(path, "ab" if append else "wb")  # noqa: SIM115
+        self._fh: IO[bytes] | None = open_output(
+            path, "ab" if append else "wb", on_error=self._failed
+        )
+        self._on_error = on_error
+        self.error: OSError | None = None
 
-    def write(self, record: FailureRecord) -> None:
-        if self._fh is not None:
-            self._fh.write(orjson.dumps(record.to_json()) + b"\n")
+    def _failed(self, path: str, exc: OSError) -> None:
+        self.error = exc
+        self._on_error(path, exc)
+
+    def write(self, record: FailureRecord) -> bool:
+        if self._fh is None or self.error is not None:
+            return False
+        self._fh.write(orjson.dumps(record.to_json()) + b"\n")
+        return self.error is None
 
     def close(self) -> None:
         if self._fh is not None:

@@ -16,6 +16,7 @@ from scrapy.settings import BaseSettings
 from pgy_spider import jobstate, seeds
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
+from pgy_spider.feeds import feeds_of, jobdir_feed_problem
 from pgy_spider.spiders.note_detail import NO_SEEDS, split_paths
 from pgy_spider.xlsxexport import xlsx_feed_problem
 
@@ -31,16 +32,33 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     if ids_url and not ids_url.startswith(("http://", "https://")):
         raise ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
     # Before any file is opened for writing: a state this version cannot read is refused.
-    resuming = jobstate.load(config.jobdir) is not None
+    resuming = jobstate.probe(config.jobdir) is not None
     warnings = seeds.check_sources(files) if files else []
     check_output_paths(settings, config)
     if problem := xlsx_feed_problem(settings.getdict("FEEDS"), resuming=resuming):
         raise ConfigError(problem)
+    if config.jobdir:
+        check_resumable_outputs(settings, config, resuming=resuming)
     if config.mongo is not None:
         from pgy_spider.mongo import check_reachable
 
         check_reachable(config.mongo.uri)
     return warnings
+
+
+def check_resumable_outputs(settings: BaseSettings, config: PgyConfig, *, resuming: bool) -> None:
+    """A JOBDIR job must be able to resume after a kill: its feeds must be durable."""
+    given = settings.getdict("FEEDS") or {
+        config.feed_uri: {"format": "jsonlines", "overwrite": not resuming}
+    }
+    problem = jobdir_feed_problem(
+        feeds_of(given, {}),
+        resuming=resuming,
+        store_is_durable=config.mongo is not None,
+        failed_path=config.failed_path,
+    )
+    if problem:
+        raise ConfigError(problem)
 
 
 def check_output_paths(settings: BaseSettings, config: PgyConfig) -> None:

@@ -45,4 +45,5 @@ TOKEN_CLOSE_REASONS: Final = frozenset(
 
 SEED_ERROR: Final = "pgy_seed_error"  # a seed source failed mid-run (ids_url, a changed file)
 STORAGE_ERROR: Final = "pgy_storage_error"  # storage lost while checking freshness
+OUTPUT_ERROR: Final = "pgy_output_error"  # an output file (feed, failed file, state) failed
 CONFIG_ERROR: Final = "pgy_config_error"  # misconfigured where no preflight could stop it

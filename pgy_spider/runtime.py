@@ -24,6 +24,7 @@ from pgy_spider import reasons
 from pgy_spider.budget import Budget, UnlimitedBudget
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
+from pgy_spider.flight import InFlight
 from pgy_spider.paths import RunPaths
 from pgy_spider.pause import LocalRatePause, RatePause
 from pgy_spider.storage import FreshnessSource, NoteStore, StorageOutcome
@@ -56,11 +57,14 @@ class PgyRuntime:
             config.rate_limit_max_delay if config else 0.0,
         )
         self.budget: Budget = UnlimitedBudget()
+        self.in_flight = InFlight(config.concurrent_requests if config else 1)
         self.stores: list[NoteStore] = []
         self.stop_reason: str | None = None
         self._closing: Any = None  # the Deferred of a stop, kept until it fires
         self.started_at = datetime.now(UTC)
         self._paths: RunPaths | None = None
+        # (path, why) of the first output file that could not be written.
+        self.output_error: tuple[str, str] | None = None
         if self.vault.secrets:
             self.vault.install_log_mask()
         crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
@@ -68,8 +72,9 @@ class PgyRuntime:
     def _spider_opened(self) -> None:
         if self.problem is not None:
             self.stop(reasons.CONFIG_ERROR, f"pgy-spider is not configured: {self.problem}")
-            return
-        if self.config is not None and self.config.plain_http_remote:
+        elif self.stop_reason is not None and self._closing is None:
+            self._close()  # a stop asked for before the engine existed
+        elif self.config is not None and self.config.plain_http_remote:
             logger.warning(
                 "API base %s is plain HTTP: the token travels unencrypted "
                 "(the cn region has no HTTPS)",
@@ -102,14 +107,36 @@ class PgyRuntime:
         self.stop_reason = reason
         if message:
             logger.error("%s", message)
-        engine = self.crawler.engine
-        closing = deferred_from_coro(engine.close_spider_async(reason=reason))
+        try:
+            self.crawler.engine  # noqa: B018
+        except RuntimeError:
+            return  # not built yet: closed as soon as the spider opens
+        self._close()
+
+    def _close(self) -> None:
+        reason = self.stop_reason
+        assert reason is not None
+        closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
         closing.addErrback(self._stop_failed, reason)
         self._closing = closing
 
     @staticmethod
     def _stop_failed(failure: Failure, reason: str) -> None:
         logger.error("Closing the crawl (%s) failed: %s", reason, failure.getErrorMessage())
+
+    def output_failed(self, path: str, exc: OSError) -> None:
+        """An output file cannot be written (a full disk): stop, and never count as done
+        what did not reach it."""
+        if self.output_error is not None:
+            return
+        why = exc.strerror or str(exc)
+        self.output_error = (path, why)
+        resume = " (it resumes)" if self.config and self.config.jobdir else ""
+        self.stop(
+            reasons.OUTPUT_ERROR,
+            f"cannot write {path}: {why}; stopping the run: free disk space or choose "
+            f"another path, then run the same command again{resume}",
+        )
 
     # -- note stores ----------------------------------------------------------------------
 

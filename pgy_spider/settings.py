@@ -79,6 +79,12 @@ SCHEDULER = "pgy_spider.scheduler.MemoryScheduler"
 FEED_EXPORT_ENCODING = "utf-8"
 # %(job)s (Scrapyd's job id) and the run's %(time)s in feed URIs, as in PGY_FAILED_PATH.
 FEED_URI_PARAMS = "pgy_spider.runtime.feed_uri_params"
+# Local feed files written through at once (a kill loses no note counted as written) and
+# stopping the run when a write fails.
+FEED_STORAGES = {
+    "": "pgy_spider.feedstorage.DurableFileFeedStorage",
+    "file": "pgy_spider.feedstorage.DurableFileFeedStorage",
+}
 FEED_EXPORTERS = {
     "csv": "pgy_spider.exporters.ExcelCsvItemExporter",
     # Same output as Scrapy's JSON-lines exporter, ~10x cheaper per note (orjson).

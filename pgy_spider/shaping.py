@@ -29,7 +29,7 @@ def shape(settings: BaseSettings) -> None:
     if not settings.getdict("FEEDS"):
         # No -o/-O/FEEDS given: the default JSON-lines feed (PGY_FEED_URI). A resumed job
         # appends to it, a new run replaces it.
-        resuming = jobstate.load(settings.get("JOBDIR")) is not None
+        resuming = jobstate.probe(settings.get("JOBDIR")) is not None
         feed_uri = settings.get("PGY_FEED_URI") or default_settings.PGY_FEED_URI
         settings.set(
             "FEEDS",

@@ -28,7 +28,7 @@ _OPEN: list[RunAccounting] = []
 def _close_files() -> Iterator[None]:
     yield
     while _OPEN:
-        _OPEN.pop().failed_file.close()
+        _OPEN.pop().close_files()
 
 
 def _accounting(tmp_path: Path, **settings: Any) -> tuple[RunAccounting, Any]:
@@ -77,7 +77,7 @@ def test_every_seed_in_one_place_and_a_balanced_summary(tmp_path: Path) -> None:
     accounting.skip_fresh(_seed(6, make_note_id(9)))
     _scraped(crawler, 1)
     _scraped(crawler, 1)  # the same seq settles once
-    accounting.settle_failed(2, FailureRecord(ids[1], 201, "not_found", 1, "req"))
+    accounting.settle_failed({"pgy_seq": 2}, FailureRecord(ids[1], 201, "not_found", 1, "req"))
     accounting.done_reading()
     assert accounting.pending == 2
     summary = _close(crawler, "finished")

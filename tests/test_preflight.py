@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ from scrapy.settings import Settings
 
 from pgy_spider import jobstate
 from pgy_spider.errors import ConfigError, UserError
-from pgy_spider.ledger import Ledger
 from pgy_spider.preflight import preflight
 from pgy_spider.seeds import SeedFileError
 from tests.support.components import settings_dict
@@ -86,10 +84,10 @@ def test_a_state_of_another_format_is_refused_before_anything_is_written(
 ) -> None:
     jobdir = tmp_path / "job"
     jobdir.mkdir()
-    (jobdir / jobstate.STATE_FILE).write_bytes(pickle.dumps({"version": 99, "ledger": Ledger()}))
+    (jobdir / jobstate.STATE_FILE).write_text('{"format": 99}', encoding="utf-8")
     settings = _settings(tmp_path, JOBDIR=str(jobdir))
     message = _error(settings, {"ids": "65c0b3fc000000002c037a49"})
-    assert "format 99" in message and f"format {jobstate.FORMAT}" in message
+    assert "format 99" in message and f"formats 2 and {jobstate.FORMAT}" in message
     assert not (tmp_path / "out").exists()
 
 

@@ -154,7 +154,8 @@ def _assert_faults_were_exercised(result: CrawlResult, sim: SimulatorClient, tok
     assert " DEBUG: " in log and "Retrying <GET" in log
     assert result.summary["possibly_billed"] > 0
     # JOBDIR, the HTTP cache and the feeds were really written.
-    assert (result.workdir / "job" / "pgy-state.pickle").is_file()
+    assert (result.workdir / "job" / "pgy-state.json").is_file()
+    assert (result.workdir / "job" / "pgy-seen.bin").is_file()
     assert any(p.is_file() for p in (result.workdir / "httpcache").rglob("*"))
     assert result.summary["notes_written"] > 0
 

@@ -98,16 +98,13 @@ def test_signal_stops_cleanly_and_resume_completes(
 def test_a_state_of_another_format_is_refused_before_any_file_is_touched(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    import pickle
-
     from pgy_spider import jobstate
-    from pgy_spider.ledger import Ledger
 
     ids = [make_note_id(i) for i in range(3)]
     write_seeds(tmp_path / "seeds.txt", ids)
     job = tmp_path / "job"
     job.mkdir()
-    (job / jobstate.STATE_FILE).write_bytes(pickle.dumps({"version": 1, "ledger": Ledger()}))
+    (job / jobstate.STATE_FILE).write_text('{"format": 1}', encoding="utf-8")
     output = tmp_path / "output"
     output.mkdir()
     (output / "failed.jsonl").write_text('{"kept": true}\n', encoding="utf-8")
@@ -118,7 +115,7 @@ def test_a_state_of_another_format_is_refused_before_any_file_is_touched(
     assert result.returncode == 2, result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert "format 1" in lines[0] and f"format {jobstate.FORMAT}" in lines[0]
+    assert "format 1" in lines[0] and f"formats 2 and {jobstate.FORMAT}" in lines[0]
     assert "Traceback" not in result.stderr
     # Neither half a resume nor a fresh start: nothing was written, nothing was called.
     assert (output / "failed.jsonl").read_text(encoding="utf-8") == '{"kept": true}\n'

@@ -103,11 +103,14 @@ def test_a_resumed_job_writing_a_workbook_is_refused_before_any_call(
         tmp_path, "-a", ids, "-O", "notes.xlsx", sim_url=sim.url, settings={"JOBDIR": "job"}
     )
     _assert_refused(result, sim, "JOBDIR", "'notes.xlsx'", "-o notes.jsonl")
-    # A new job (no saved state) may write a workbook.
+    # A new JOBDIR job may not write one either: a kill before the end would lose it all.
     fresh = run_crawl(
         tmp_path, "-a", ids, "-O", "notes.xlsx", sim_url=sim.url, settings={"JOBDIR": "job2"}
     )
-    assert fresh.returncode == 0, fresh
+    _assert_refused(fresh, sim, "notes.xlsx", "kill", "JOBDIR")
+    # Without JOBDIR it is written.
+    plain = run_crawl(tmp_path, "-a", ids, "-O", "notes.xlsx", sim_url=sim.url)
+    assert plain.returncode == 0, plain
     assert openpyxl.load_workbook(tmp_path / "notes.xlsx")["notes"].max_row == 4
 
 

@@ -1,11 +1,18 @@
 """Run accounting: where every seed of the run went, as one Scrapy extension.
 
-It owns the ledger (:mod:`pgy_spider.ledger`), the failed file, the output paths
-(computed once), the resume state in ``JOBDIR``, the exit status and the summary. The
-spider reports each seed as it reads it (:meth:`RunAccounting.issue`, ``reject``,
-``duplicate``, ``skip_fresh``) and each failed note (:meth:`RunAccounting.settle_failed`);
-notes that reach the outputs are settled from Scrapy's item signals. Every operation is
-keyed by the seed's sequence number, so settling twice never counts twice.
+It owns the ledger (:mod:`pgy_spider.ledger`), the failed file, the resume state in
+``JOBDIR`` (:mod:`pgy_spider.jobstate`), the exit status and the summary. The spider
+reports each seed as it reads it (:meth:`RunAccounting.issue`, ``reject``, ``duplicate``,
+``skip_fresh``) and each failed note (:meth:`RunAccounting.settle_failed`); notes that
+reach the feed are settled from Scrapy's ``item_scraped`` signal, after the feed has
+written them. Every operation is keyed by the seed's sequence number, so settling twice
+never counts twice.
+
+With ``JOBDIR`` the state is checkpointed every ``PGY_CHECKPOINT_SECONDS``. A job killed
+with SIGKILL resumes from its last checkpoint, and the output files tell it what was done
+after that checkpoint (:mod:`pgy_spider.recovery`): a note found in a feed or the failed
+file is settled from there, not requested again, and the seeds read after the checkpoint
+are read again with the counts rolled back to it, so they are counted once.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import create_looping_call
 
-from pgy_spider import exitcodes, jobstate, meta, reasons
+from pgy_spider import exitcodes, jobstate, meta, reasons, recovery
 from pgy_spider.failures import DuplicateNote, FailureRecord, InvalidNoteResponse
+from pgy_spider.feeds import feeds_of
+from pgy_spider.jobstate import JobState, SeenJournal
 from pgy_spider.ledger import Ledger
 from pgy_spider.noteid import note_id_to_int
 from pgy_spider.outputs import FailedFile, write_summary
@@ -43,32 +54,135 @@ class RunAccounting:
     def __init__(self, crawler: Crawler) -> None:
         runtime = runtime_of(crawler)
         config = runtime.config
-        spider = crawler.spider
-        if config is None or spider is None:
+        if config is None or crawler.spider is None:
             raise NotConfigured  # the runtime closes the crawl and says why
         self.crawler = crawler
         self.stats = crawler.stats
         self._runtime = runtime
+        self._in_flight = runtime.in_flight
         self.jobdir = config.jobdir
         self.started_at = runtime.started_at
         self.paths = runtime.paths
-        previous = jobstate.load(self.jobdir)
-        self.resumed = previous is not None
-        self.ledger = previous or Ledger()
+        self._checkpoint_seconds = config.checkpoint_seconds
+        state = jobstate.load(self.jobdir)
+        self.resumed = state is not None
+        self.state = state or JobState(ledger=Ledger(), started_at=self.started_at.isoformat())
+        self.ledger = self.state.ledger
         self.ledger.sessions += 1
-        self.failed_file = FailedFile(self.paths.failed, append=self.resumed)
+        feeds = feeds_of(crawler.settings.getdict("FEEDS"), self.paths.params)
+        self._durable_paths = [f.path for f in feeds if f.durable and f.path]
+        # Notes the outputs show as settled but the counts do not count yet (written after
+        # the checkpoint a killed session resumed from): settled from there, not
+        # requested, when their seed comes round. Kept in every checkpoint until then.
+        self._settled_later = self.state.settled_later
+        self._journal: SeenJournal | None = None
+        if self.jobdir:
+            self._open_job(feeds)
+        else:
+            logger.info(
+                "This run is not resumable: if it is stopped or killed, running it again "
+                "starts over. To make it resumable, add -s JOBDIR=jobs/NAME"
+            )
+        self.failed_file = FailedFile(
+            self.paths.failed, append=self.resumed, on_error=runtime.output_failed
+        )
         self.reading_done = False
         self.exit_code: int | None = None
         self._room: asyncio.Event | None = None
         self._room_limit = 0
+        self._checkpoints: Any = None
+        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self._item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(self._item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(self._item_error, signal=signals.item_error)
+        crawler.signals.connect(self._spider_error, signal=signals.spider_error)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
+
+    # -- the job's state -------------------------------------------------------------------
+
+    def _open_job(self, feeds: Iterable[Any]) -> None:
+        assert self.jobdir is not None
+        Path(self.jobdir).mkdir(parents=True, exist_ok=True)
+        state = self.state
+        if state.migrated_from is not None:
+            # Format 2 kept the dedup set in its pickle: it becomes the journal.
+            records = jobstate.write_journal(self.jobdir, self.ledger.seen)
+        else:
+            records = len(self.ledger.seen) if self.resumed else 0
+        self._journal = SeenJournal(self.jobdir, records)
+        if not self.resumed:
+            # A new job: files it will replace are emptied now, so that the lengths a
+            # checkpoint records are this job's (the feed opens only at the first note).
+            for feed in feeds:
+                if feed.durable and feed.overwrite and feed.path:
+                    Path(feed.path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(feed.path).write_bytes(b"")
+            return
+        self._recover()
+
+    def _recover(self) -> None:
+        """Read back what the outputs hold past the checkpoint (see the module docstring)."""
+        outputs = self.state.outputs
+        written: set[str] = set()
+        torn = 0
+        for path in self._durable_paths:
+            if path not in outputs:
+                continue  # not a feed of this job's earlier sessions
+            repair = recovery.repair_csv if path.lower().endswith(".csv") else recovery.repair_jsonl
+            tail = repair(path, outputs[path])
+            written |= tail.notes
+            torn += tail.torn
+        failed_tail = recovery.Tail()
+        if self.paths.failed in outputs:
+            failed_tail = recovery.repair_jsonl(self.paths.failed, outputs[self.paths.failed])
+            torn += failed_tail.torn
+        later = self._settled_later
+        for note_id in written:
+            later[note_id] = None
+        for note_id, record in failed_tail.failed.items():
+            later[note_id] = {k: record.get(k) for k in ("reason", "code", "attempts")}
+        self.state.rejects_later += failed_tail.rejects
+        ledger = self.ledger
+        for seq, note_id in list(ledger.outstanding.items()):
+            if note_id in later:
+                found = later.pop(note_id)
+                if found is None:
+                    ledger.settle_written(seq)
+                else:
+                    ledger.settle_failed(seq, str(found["reason"]))
+        logger.info(
+            "Resuming from the last checkpoint: the outputs hold %s notes and %s failed or "
+            "rejected seeds written since, which are not requested again%s",
+            len(written),
+            len(failed_tail.failed) + failed_tail.rejects,
+            f"; a torn last line ({torn} bytes) was cut off" if torn else "",
+        )
+
+    def checkpoint(self, *, durable: bool = False) -> None:
+        """Make the resume state durable (with JOBDIR): the counts, the cursor, the notes
+        in flight, and how long each output file is now."""
+        if not self.jobdir or self._journal is None:
+            return
+        state_file = str(jobstate.state_path(self.jobdir))
+        try:
+            records = self._journal.flush()
+            if durable:
+                self._journal.sync()
+            paths = [*self._durable_paths, self.paths.failed]
+            self.state.outputs = {path: recovery.file_size(path) for path in paths}
+            jobstate.save(self.jobdir, self.state, records, durable=durable)
+        except OSError as exc:
+            self._runtime.output_failed(state_file, exc)
+
+    def _spider_opened(self) -> None:
+        if self.jobdir:
+            self.checkpoint()
+            self._checkpoints = create_looping_call(self.checkpoint)
+            self._checkpoints.start(self._checkpoint_seconds, now=False)
 
     # -- seeds as they are read -------------------------------------------------------
 
@@ -88,23 +202,55 @@ class RunAccounting:
 
     def seen_before(self, note_id: str) -> bool:
         """Whether this note ID was read earlier in the job (it is remembered now)."""
-        return not self.ledger.seen.add(note_id_to_int(note_id))
+        key = note_id_to_int(note_id)
+        if not self.ledger.seen.add(key):
+            return True
+        if self._journal is not None:
+            self._journal.append(key)
+        return False
+
+    @property
+    def _frozen(self) -> bool:
+        """After an output failed nothing more is counted: the cursor stays at the last
+        seed whose outcome is on disk, where the resumed job reads on."""
+        return self._runtime.output_error is not None
 
     def issue(self, seed: Seed) -> bool:
-        """The seed's note is requested; False when this seed was accounted for already."""
-        assert seed.note_id is not None
-        return self.ledger.issue(seed.seq, seed.pos, seed.note_id)
+        """The seed's note is to be requested; False when it needs no request (accounted
+        for already, or settled by what the outputs show)."""
+        note_id = seed.note_id
+        assert note_id is not None
+        if self._frozen or not self.ledger.issue(seed.seq, seed.pos, note_id):
+            return False
+        later = self._settled_later
+        if not later or note_id not in later:
+            return True
+        record = later.pop(note_id)
+        if record is None:
+            self.ledger.settle_written(seed.seq)
+        else:
+            self.ledger.settle_failed(seed.seq, str(record["reason"]))
+        return False
 
     def reject(self, seed: Seed) -> None:
         reason = seed.reason or reasons.INVALID_ID
-        if self.ledger.reject(seed.seq, seed.pos, reason):
-            self.failed_file.write(FailureRecord(None, None, reason, 0, seed=seed.raw))
+        if self.state.rejects_later:
+            # Read again after a kill: its record is in the failed file already.
+            if self.ledger.reject(seed.seq, seed.pos, reason):
+                self.state.rejects_later -= 1
+            return
+        if self._frozen:
+            return  # cannot be recorded: stays unread, read again on resume
+        if self.failed_file.write(FailureRecord(None, None, reason, 0, seed=seed.raw)):
+            self.ledger.reject(seed.seq, seed.pos, reason)
 
     def duplicate(self, seed: Seed) -> None:
-        self.ledger.duplicate(seed.seq, seed.pos)
+        if not self._frozen:
+            self.ledger.duplicate(seed.seq, seed.pos)
 
     def skip_fresh(self, seed: Seed) -> None:
-        self.ledger.skip_fresh(seed.seq, seed.pos)
+        if not self._frozen:
+            self.ledger.skip_fresh(seed.seq, seed.pos)
 
     def done_reading(self) -> None:
         """Every seed has been read."""
@@ -131,58 +277,70 @@ class RunAccounting:
 
     # -- notes settled ------------------------------------------------------------------
 
-    def settle_written(self, seq: int) -> None:
-        if self.ledger.settle_written(seq):
+    # Each takes the request's meta: the settled call gives its place in flight back.
+
+    def settle_written(self, request_meta: dict[str, Any]) -> None:
+        self._in_flight.give_back(request_meta)
+        # After a failed feed write nothing counts as written: it may not be on disk.
+        if not self._frozen and self.ledger.settle_written(request_meta[meta.SEQ]):
             self._settled()
 
-    def settle_duplicate(self, seq: int) -> None:
-        if self.ledger.settle_duplicate(seq):
+    def settle_duplicate(self, request_meta: dict[str, Any]) -> None:
+        self._in_flight.give_back(request_meta)
+        if self.ledger.settle_duplicate(request_meta[meta.SEQ]):
             self._settled()
 
-    def settle_failed(self, seq: int, record: FailureRecord) -> None:
-        if self.ledger.settle_failed(seq, record.reason):
-            self.failed_file.write(record)
+    def settle_failed(self, request_meta: dict[str, Any], record: FailureRecord) -> None:
+        self._in_flight.give_back(request_meta)
+        seq = request_meta[meta.SEQ]
+        if seq not in self.ledger.outstanding:
+            return
+        if self.failed_file.write(record) and self.ledger.settle_failed(seq, record.reason):
             self.stats.inc_value(f"pgy/failed/{record.reason}")
             self._settled()
 
+    def unsettled(self, request_meta: dict[str, Any]) -> None:
+        """The call ended without settling its note (it stays pending)."""
+        self._in_flight.give_back(request_meta)
+
     def _item_scraped(self, item: Any, response: Response) -> None:
-        seq = response.meta.get(meta.SEQ)
-        if seq is not None:
-            self.settle_written(seq)
+        if meta.SEQ in response.meta:
+            self.settle_written(response.meta)
 
     def _item_dropped(self, item: Any, response: Response, exception: BaseException) -> None:
-        seq = response.meta.get(meta.SEQ)
-        if seq is None:
+        request_meta = response.meta
+        if meta.SEQ not in request_meta:
             return
         if isinstance(exception, DuplicateNote):
-            self.settle_duplicate(seq)
+            self.settle_duplicate(request_meta)
             return
         reason = (
             reasons.INVALID_RESPONSE
             if isinstance(exception, InvalidNoteResponse)
             else reasons.DROPPED
         )
-        self.settle_failed(seq, failure_from_meta(response.meta, reason, str(exception)))
+        self.settle_failed(request_meta, failure_from_meta(request_meta, reason, str(exception)))
 
     def _item_error(self, item: Any, response: Response, failure: Failure) -> None:
-        seq = response.meta.get(meta.SEQ)
-        if seq is not None:
+        request_meta = response.meta
+        if meta.SEQ in request_meta:
             message = type(failure.value).__name__
             self.settle_failed(
-                seq, failure_from_meta(response.meta, reasons.PIPELINE_ERROR, message)
+                request_meta, failure_from_meta(request_meta, reasons.PIPELINE_ERROR, message)
             )
+
+    def _spider_error(self, failure: Failure, response: Response) -> None:
+        # A callback that raised: its note stays pending, its call needs no place.
+        self.unsettled(response.meta)
 
     # -- totals and the end -----------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
         return self.ledger.counts()
 
-    def checkpoint(self) -> None:
-        """Make the resume state durable (with JOBDIR)."""
-        if self.jobdir:
-            jobstate.save(self.jobdir, self.ledger)
-
     def _spider_closed(self, spider: Spider, reason: str) -> None:
+        if self._checkpoints is not None and self._checkpoints.running:
+            self._checkpoints.stop()
         # A named stop (fatal code, seed error) wins over the "finished" Scrapy may also send.
         reason = self._runtime.stop_reason or reason
         ledger = self.ledger
@@ -196,13 +354,17 @@ class RunAccounting:
                     stats.set_value(f"pgy/{key.removesuffix('_by_reason')}/{why}", count)
             else:
                 stats.set_value(f"pgy/{key}", value)
+        self.checkpoint(durable=True)
+        self.close_files()
         outcomes = self._runtime.storage_outcomes()
         code = exitcodes.exit_code_for(reason, storage_failed=any(o.failed for o in outcomes))
         self.exit_code = code
         stats.set_value("pgy/exit_code", code)
-        self.checkpoint()
         summary = self._summary(spider.name, reason, code, counts, outcomes)
-        write_summary(self.paths.summary, summary)
+        try:
+            write_summary(self.paths.summary, summary)
+        except OSError as exc:
+            self._runtime.output_failed(self.paths.summary, exc)
         log = logger.info if code == exitcodes.OK else logger.error
         log(
             "Run ended (%s, exit %s): %s notes written, %s failed, %s rejected, %s pending; "
@@ -216,6 +378,14 @@ class RunAccounting:
             self.paths.summary,
         )
 
+    def close_files(self) -> None:
+        self.failed_file.close()
+        if self._journal is not None:
+            try:
+                self._journal.close()
+            except OSError as exc:  # what it could not write was never counted
+                self._runtime.output_failed(str(self._journal.path), exc)
+
     def _summary(
         self,
         spider_name: str,
@@ -227,6 +397,7 @@ class RunAccounting:
         stats = self.stats.get_stats()
         config = self._runtime.config
         spill = next((o.spill_path for o in outcomes if o.spill_path), None)
+        output_error = self._runtime.output_error
         return {
             "spider": spider_name,
             "finish_reason": reason,
@@ -243,6 +414,9 @@ class RunAccounting:
             "tokens": self._runtime.vault.report(),
             "failed_path": self.paths.failed,
             "mongo_spill_path": spill,
+            "output_error": (
+                {"path": output_error[0], "error": output_error[1]} if output_error else None
+            ),
             "resumed": self.resumed,
             "sessions": self.ledger.sessions,
             "jobdir": self.jobdir,
@@ -253,7 +427,8 @@ class RunAccounting:
         stored holds notes that were paid for."""
         code = exitcodes.ERROR if self.exit_code is None else self.exit_code
         stats = self.stats.get_stats()
-        if code == exitcodes.OK and any(k.startswith("feedexport/failed_count/") for k in stats):
+        failed_feed = any(k.startswith("feedexport/failed_count/") for k in stats)
+        if code == exitcodes.OK and (failed_feed or self._runtime.output_error):
             return exitcodes.STORAGE
         return code
 

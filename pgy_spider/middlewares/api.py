@@ -71,6 +71,7 @@ class PgyApiMiddleware:
         self.vault = runtime.vault
         self.pause = runtime.pause
         self.budget = runtime.budget
+        self.in_flight = runtime.in_flight
         self.retry_times = config.retry_times
         self.backoff = config.retry_backoff
         self.backoff_max = config.retry_backoff_max
@@ -122,12 +123,17 @@ class PgyApiMiddleware:
         cached = "cached" in response.flags
         if envelope is None:
             # No JSON envelope: an HTML error page, a truncated or malformed body.
+            self.in_flight.give_back(request_meta)
             if not cached:
                 self.budget.settle(billable=False)
             kind = f"http_{response.status}" if response.status >= 400 else "invalid_json"
             self.stats.inc_value(f"pgy/transport/{kind}")
             return self._retry_or_fail(request, None, kind, attempts, None)
         code = envelope.code
+        if code not in BILLED_CODES:
+            # Not paid for: nothing to lose at a kill, the place is free (a retry waiting
+            # for its backoff holds none). A billed answer keeps it until it is settled.
+            self.in_flight.give_back(request_meta)
         if cached:
             self.stats.inc_value("pgy/cache_hits")  # HTTPCACHE_ENABLED: no call was made
         else:
@@ -159,6 +165,7 @@ class PgyApiMiddleware:
             return None
         attempts = request.meta.get(meta.ATTEMPTS, 0) + 1
         request.meta[meta.ATTEMPTS] = attempts
+        self.in_flight.give_back(request.meta)
         kind = type(exception).__name__
         self.stats.inc_value(f"pgy/transport/{kind}")
         sent = not isinstance(exception, NEVER_SENT_ERRORS)

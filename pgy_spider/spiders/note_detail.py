@@ -94,8 +94,6 @@ class NoteDetailSpider(Spider):
         except StorageUnavailable as exc:
             # Freshness cannot be checked: going on would pay again for stored notes.
             runtime.stop(reasons.STORAGE_ERROR, f"{exc}; stopping before paying for notes")
-            return
-        accounting.done_reading()
 
     def _seed_source(self, runtime: PgyRuntime, accounting: RunAccounting) -> SeedSource:
         config = runtime.config
@@ -121,14 +119,20 @@ class NoteDetailSpider(Spider):
     async def _requests(
         self, source: SeedSource, fresh: FreshnessSource | None, accounting: RunAccounting
     ) -> AsyncIterator[Request]:
+        runtime = self._runtime
         if fresh is None:
             async for seed in source:
+                if runtime.stopping:
+                    return  # the rest stays unread: a resumed job reads it
                 request = self._take(seed, accounting, frozenset())
                 if request is not None:
                     yield request
+            accounting.done_reading()
             return
         batch: list[Seed] = []
         async for seed in source:
+            if runtime.stopping:
+                return
             batch.append(seed)
             if len(batch) >= FRESH_BATCH:
                 for request in await self._take_batch(batch, fresh, accounting):
@@ -136,6 +140,7 @@ class NoteDetailSpider(Spider):
                 batch = []
         for request in await self._take_batch(batch, fresh, accounting):
             yield request
+        accounting.done_reading()
 
     async def _take_batch(
         self, batch: list[Seed], fresh: FreshnessSource, accounting: RunAccounting
@@ -188,7 +193,7 @@ class NoteDetailSpider(Spider):
         item = api.note_item(request_meta[meta.NOTE_ID], envelope)
         if item is None:
             self._accounting.settle_failed(
-                request_meta[meta.SEQ],
+                request_meta,
                 FailureRecord(
                     request_meta[meta.NOTE_ID],
                     envelope.code,
@@ -203,7 +208,9 @@ class NoteDetailSpider(Spider):
         exc = failure.value
         request_meta = failure.request.meta  # type: ignore[attr-defined]
         if isinstance(exc, meta.PendingRequest):
-            return  # not settled: stays pending, re-issued when the job resumes
+            # Not settled: stays pending, re-issued when the job resumes.
+            self._accounting.unsettled(request_meta)
+            return
         if isinstance(exc, NoteFailed):
             record = exc.record
         else:
@@ -214,4 +221,4 @@ class NoteDetailSpider(Spider):
                 request_meta.get(meta.ATTEMPTS, 0),
                 message=self._runtime.vault.mask(f"{type(exc).__name__}: {exc}"),
             )
-        self._accounting.settle_failed(request_meta[meta.SEQ], record)
+        self._accounting.settle_failed(request_meta, record)

@@ -24,6 +24,6 @@ def make_note_ids(n: int, start: int = 0) -> list[str]:
     return [make_note_id(i) for i in range(start, start + n)]
 
 
-def not_found_id(i: int) -> str:
-    """An ID the simulator answers with 201 (it ends in ffffff)."""
-    return make_note_id(i)[:18] + "ffffff"
+def not_found_id(i: int, ts: int = SAMPLE_TS) -> str:
+    """An ID the simulator answers with 201 (it ends in ffffff), unique per ``i``."""
+    return f"{ts:08x}{i:010x}ffffff"
