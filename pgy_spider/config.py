@@ -21,6 +21,9 @@ from pgy_spider.errors import ConfigError
 from pgy_spider.tokens import load_tokens
 
 _DEFAULTS = default_settings.defaults()
+# PGY_PROGRESS: a live display on a terminal and progress lines elsewhere (auto), the
+# display wherever stderr is a terminal (bar), only the lines (log), or nothing (off).
+PROGRESS_MODES = ("auto", "bar", "log", "off")
 _T = TypeVar("_T")
 
 
@@ -60,6 +63,7 @@ class PgyConfig:
     summary_path: str
     feed_uri: str
     id_time_check: bool
+    progress: str  # one of PROGRESS_MODES
     progress_interval: float
     checkpoint_seconds: float
     inner_download_handler: str
@@ -87,6 +91,7 @@ class PgyConfig:
             summary_path=read.path("PGY_SUMMARY_PATH"),
             feed_uri=read.path("PGY_FEED_URI"),
             id_time_check=read.flag("PGY_ID_TIME_CHECK"),
+            progress=read.choice("PGY_PROGRESS", PROGRESS_MODES),
             progress_interval=read.number("PGY_PROGRESS_INTERVAL", float),
             checkpoint_seconds=read.number("PGY_CHECKPOINT_SECONDS", float, minimum=0.01),
             inner_download_handler=read.text("PGY_INNER_DOWNLOAD_HANDLER")
@@ -162,6 +167,13 @@ class _Reader:
         if text in ("0", "false", "no", "off", ""):
             return False
         raise ConfigError(f"{name}={value!r} is not a boolean: use True or False")
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self._raw(name)
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"{name}={value!r} is not valid: use one of {', '.join(choices)}")
+        return text
 
     def number(
         self,

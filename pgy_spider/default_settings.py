@@ -21,7 +21,8 @@ PGY_FAILED_PATH = "output/failed.jsonl"
 PGY_SUMMARY_PATH = "output/summary.json"
 PGY_FEED_URI = "output/notes.jsonl"
 PGY_ID_TIME_CHECK = True
-PGY_PROGRESS_INTERVAL = 60.0
+PGY_PROGRESS = "auto"  # auto / bar / log / off (pgy_spider.config.PROGRESS_MODES)
+PGY_PROGRESS_INTERVAL = 60.0  # seconds between progress lines in the log; 0 = none
 PGY_CHECKPOINT_SECONDS = 1.0  # how often a JOBDIR job makes its resume state durable
 PGY_INNER_DOWNLOAD_HANDLER = "pgy_spider.apiclient.ApiHttpDownloadHandler"
 PGY_REFRESH_HOURS = 24.0

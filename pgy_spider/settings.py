@@ -56,10 +56,11 @@ SPIDER_MIDDLEWARES = {
 # A callback yields at most one note: Scrapy's default (100) starts 100 asyncio tasks
 # per response to process its output in parallel, about half of the crawl's CPU.
 CONCURRENT_ITEMS = 1
-# The run's accounting (ledger, failed file, summary, exit status) and progress lines.
+# The run's accounting (ledger, failed file, summary, exit status) and its progress
+# (a live display on a terminal, progress lines in the log, the outcome table).
 EXTENSIONS = {
     "pgy_spider.extensions.accounting.RunAccounting": 100,
-    "pgy_spider.extensions.progress.ProgressLog": 110,
+    "pgy_spider.extensions.progress.RunProgress": 110,
 }
 # No "Crawled"/"Scraped from" DEBUG records built per note unless LOG_LEVEL is DEBUG.
 LOG_FORMATTER = "pgy_spider.logformatter.QuietLogFormatter"
