@@ -3,14 +3,16 @@
 Tests, the README demo and the benchmark run against this server instead of the paid API, so it
 reproduces the endpoint's documented contract: the JSON envelope, the business codes, billing,
 quotas and the transport-level failures a real client meets. It must never be the bottleneck of a
-benchmark, hence one aiohttp process, cached note bodies, orjson and no logging on the request
-path.
+benchmark, hence one aiohttp process, no logging on the request path, and a success path that
+serialises nothing per call: each note's JSON is built once and an answer joins it with its
+metrics, ``recordTime`` and ``requestId``.
 
 Run ``python -m pgy_spider.simulator --help``. Once listening it prints exactly one line,
 ``PGY_SIMULATOR_URL=http://HOST:PORT``, to stdout.
 
-Admin routes (never delayed, never counted): ``GET /_sim/stats``, ``GET|POST /_sim/config`` and
-``POST /_sim/reset``. ``GET /seeds/<relpath>`` serves ``--seeds-dir`` when given.
+Admin routes (never delayed, never counted): ``GET /_sim/stats``, ``GET /_sim/totals`` (the
+stats without the per-note and per-token maps, to poll during a run), ``GET|POST /_sim/config``
+and ``POST /_sim/reset``. ``GET /seeds/<relpath>`` serves ``--seeds-dir`` when given.
 
 Modules, one concern each: ``config`` (defaults, validation), ``faults`` (the config as a fault
 plan), ``notes`` (deterministic note generation), ``endpoint`` (state, counters and the decision

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from pgy_spider.simulator.config import DEFAULT_CONFIG, validate_config
 from pgy_spider.simulator.faults import Plan, pick
-from pgy_spider.simulator.notes import invalid_note, is_note_id, render_note
+from pgy_spider.simulator.notes import invalid_note, is_note_id, note_pieces
 
 API_PATH = "/api/xiaohongshu-pgy/api/solar/note/noteId/detail/v1"
 
@@ -47,6 +48,10 @@ HTML_502 = (
     b"</body>\r\n</html>\r\n"
 )
 MALFORMED_BODY = b'{"code": 0, "data": {oops'
+# The envelope of a success around its note: what orjson.dumps writes for the same dict.
+SUCCESS_OPEN = b'{"code":0,"message":' + orjson.dumps(MESSAGES[0]) + b',"data":'
+# Stands for "the note itself" in a decision: its bytes are joined, not serialised per call.
+THE_NOTE: Any = object()
 
 
 @dataclass
@@ -70,12 +75,60 @@ class Stats:
             "max_concurrency": self.max_concurrency,
         }
 
+    def totals(self) -> dict[str, Any]:
+        """``as_json`` without the per-note and per-token maps: cheap to poll during a run."""
+        return {
+            "calls": self.calls,
+            "by_code": dict(self.by_code),
+            "billed": self.billed,
+            "max_concurrency": self.max_concurrency,
+        }
 
-@dataclass(frozen=True)
-class Answer:
+
+class Answer(NamedTuple):
     status: int
     body: bytes
     reset: bool = False
+
+
+def envelope(code: int, data: Any, record_time: str, request_id: str) -> bytes:
+    """The JSON envelope of every answer."""
+    return orjson.dumps(
+        {
+            "code": code,
+            "message": MESSAGES.get(code, f"Error {code}"),
+            "data": data,
+            "recordTime": record_time,
+            "requestId": request_id,
+        }
+    )
+
+
+def success_body(note: Sequence[bytes], record_time: str, request_id: str) -> bytes:
+    """``envelope(0, <the note>, ...)`` byte for byte, from the pieces of the note's JSON."""
+    stamp = f',"recordTime":"{record_time}","requestId":"{request_id}"}}'.encode()
+    return b"".join((SUCCESS_OPEN, *note, stamp))
+
+
+class Stamps:
+    """``recordTime`` (UTC, ISO 8601 with milliseconds, as ``datetime.isoformat`` writes it)
+    and ``requestId`` (128 random bits in hex) of each answer; the date and time of day are
+    formatted once per second."""
+
+    def __init__(self) -> None:
+        self._ids = random.Random()  # request IDs must not consume the seeded fault draws
+        self._second = -1
+        self._prefix = ""
+
+    def record_time(self) -> str:
+        second, rest = divmod(time.time_ns(), 1_000_000_000)
+        if second != self._second:
+            when = datetime.fromtimestamp(second, UTC)
+            self._second, self._prefix = second, when.strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{rest // 1_000_000:03d}+00:00"
+
+    def request_id(self) -> str:
+        return f"{self._ids.getrandbits(128):032x}"
 
 
 class Simulator:
@@ -94,7 +147,7 @@ class Simulator:
         self._fail_first_seen: Counter[str] = Counter()
         self._burst_left: int = self.config["burst_302"]
         self._faults = random.Random(self.config["seed"])
-        self._ids = random.Random()  # request IDs must not consume the seeded fault draws
+        self._stamps = Stamps()
 
     def configure(self, update: Any) -> None:
         clean = validate_config(update)
@@ -121,21 +174,28 @@ class Simulator:
             return Answer(200, MALFORMED_BODY)
         # "truncated": half of what a success would have looked like, without consuming state.
         note_id = raw_id.lower()
-        data = render_note(note_id, 0, False) if is_note_id(note_id) else None
-        body = self._envelope(0 if data else 400, data)
+        if is_note_id(note_id):
+            body = self._success(note_id, 0, False)
+        else:
+            body = self._envelope(400, None)
         return Answer(200, body[: len(body) // 2])
 
     def answer(self, token: str, raw_id: str) -> Answer:
         note_id = _note_key(raw_id)
         code, data = self._decide(token, note_id)
         self._count(str(code), token, note_id)
+        stats = self.stats
+        if data is THE_NOTE:  # before the count below: the metrics grow with earlier successes
+            body = self._success(note_id, stats.success_by_note[note_id], self.plan.growth)
+        else:
+            body = self._envelope(code, data)
         if code == 0:
             self._success_by_token[token] += 1
-            self.stats.success_by_note[note_id] += 1
+            stats.success_by_note[note_id] += 1
         if code in BILLED_CODES:
-            self.stats.billed += 1
+            stats.billed += 1
         status = OPENAPI_STATUS.get(code, 200) if self.plan.openapi else 200
-        return Answer(status, self._envelope(code, data))
+        return Answer(status, body)
 
     # -- internals --
 
@@ -157,7 +217,7 @@ class Simulator:
             return 0, None
         if note_id in plan.invalid:
             return 0, invalid_note(note_id)
-        return 0, render_note(note_id, self.stats.success_by_note[note_id], plan.growth)
+        return 0, THE_NOTE
 
     def _token_code(self, token: str) -> int | None:
         """Explicit per-token overrides win over the unknown-token check, then usage limits."""
@@ -198,15 +258,13 @@ class Simulator:
             stats.by_token[token] += 1
 
     def _envelope(self, code: int, data: Any) -> bytes:
-        return orjson.dumps(
-            {
-                "code": code,
-                "message": MESSAGES.get(code, f"Error {code}"),
-                "data": data,
-                "recordTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "requestId": f"{self._ids.getrandbits(128):032x}",
-            }
-        )
+        stamps = self._stamps
+        return envelope(code, data, stamps.record_time(), stamps.request_id())
+
+    def _success(self, note_id: str, fetched_before: int, growth: bool) -> bytes:
+        stamps = self._stamps
+        note = note_pieces(note_id, fetched_before, growth)
+        return success_body(note, stamps.record_time(), stamps.request_id())
 
 
 def _note_key(raw_id: str) -> str:

@@ -74,6 +74,10 @@ async def stats_handler(request: web.Request) -> web.Response:
     return _json(request.app[SIM_KEY].stats.as_json())
 
 
+async def totals_handler(request: web.Request) -> web.Response:
+    return _json(request.app[SIM_KEY].stats.totals())
+
+
 async def get_config_handler(request: web.Request) -> web.Response:
     return _json(request.app[SIM_KEY].config)
 
@@ -98,6 +102,7 @@ def make_app(startup: Mapping[str, Any], seeds_dir: Path | None = None) -> web.A
     app[SIM_KEY] = Simulator(startup)
     app.router.add_get(API_PATH, api_handler)
     app.router.add_get("/_sim/stats", stats_handler)
+    app.router.add_get("/_sim/totals", totals_handler)
     app.router.add_get("/_sim/config", get_config_handler)
     app.router.add_post("/_sim/config", post_config_handler)
     app.router.add_post("/_sim/reset", reset_handler)
