@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-packages
+.PHONY: demo test lint bench bench-quick system-packages
 
 demo: $(STAMP)
 	$(BIN)/python -m pgy_spider.demo
@@ -18,8 +18,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pgy_spider tests bench
 	$(BIN)/mypy
 
+# The benchmark (~12 min on 2 cores; see bench/README.md) and its ~3 min smoke test.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -106,31 +106,26 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown experiments {unknown}")
     run_args = bench_run.parse_args(
-        [
-            "--notes",
-            str(args.notes),
-            "--latency-ms",
-            str(args.latency_ms),
-            "--concurrency",
-            str(args.concurrency),
-            "--variants",
-            "c",
-            "--no-mongo",
-            "--memory-seeds",
-            "0",
-        ]
+        ["--regimes", "none", "--no-mongo", "--memory-seeds", "0", "--memory-crawl-seeds", "0"]
     )
+    bench_run.raise_open_files_limit()
     work = Path(tempfile.mkdtemp(prefix="pgy-bench-exp-"))
     bench = bench_run.Bench(run_args, work)
     results: list[RunResult] = []
+    where = {"latency_ms": args.latency_ms, "concurrency": args.concurrency}
     try:
         bench_run.log(f"warm-up; experiments: {', '.join(names)}")
-        bench.run("c", -1, bench.ids, args.notes)
+        bench.run("c", -1, args.notes, regime="experiments", **where)
         for round_no in range(1, args.rounds + 1):
-            shift = (round_no - 1) % len(names)
-            for name in names[shift:] + names[:shift]:
+            for name in bench_run.rotated(names, round_no):
                 r = bench.run(
-                    "c", round_no, bench.ids, args.notes, settings=EXPERIMENTS[name], label=name
+                    "c",
+                    round_no,
+                    args.notes,
+                    regime="experiments",
+                    settings=EXPERIMENTS[name],
+                    label=name,
+                    **where,
                 )
                 results.append(r)
                 bench_run.log(

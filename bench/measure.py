@@ -1,29 +1,41 @@
-"""One measured run: a child process, its own CPU time and peak RSS, and the crawl window the
+"""One measured run: child processes, their own CPU time and peak RSS, and the crawl window the
 simulator saw.
 
-CPU and peak RSS come from ``os.wait4`` on the child (user+sys of that process alone; the
+CPU and peak RSS come from ``os.wait4`` on each child (user+sys of that process alone; the
 simulator and the database server are separate processes and are not counted). The *crawl
 window* runs from the moment the first API request reached the simulator (its peak-concurrency
 counter leaves 0) to the moment it had answered the N-th call (interpolated between two polls of
-``GET /_sim/stats``): Python start-up, imports and shutdown are outside it. The process wall time
-(spawn to exit) is kept as well.
+``GET /_sim/totals``): Python start-up, imports and shutdown are outside it. The process wall time
+(spawn to exit) is kept as well. The simulator's own CPU over the run comes from ``/proc``.
+
+The machine may be shared: ``background_cores`` is the CPU that every other process used during
+the run (the whole machine's busy time from ``/proc/stat`` minus the run's processes, the
+simulator and the benchmark itself), in cores; a figure measured beside a busy neighbour says so.
+
+A run is usually one process. It may be several started together (``argvs``: workers of one
+job sharing the simulator); their CPU is then summed, their peak RSS is the largest, and every
+one must exit 0.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.sim import Simulator
 
-START_POLL_S = 0.005  # until the first request arrives: the stats are tiny then
+START_POLL_S = 0.005  # until the first request arrives: the totals are tiny
 RUN_POLL_S = 0.05  # afterwards; the end is interpolated between polls
+EXIT_POLL_S = 0.002  # after the N-th answer, only the exit is awaited: the wall time is exact
 
 
 class RunFailed(RuntimeError):
@@ -36,15 +48,21 @@ class RunResult:
     round: int
     notes: int  # notes the run had to write, and did (checked)
     exit_code: int
-    process_wall_s: float  # spawn to exit
+    process_wall_s: float  # spawn to exit (of the last process)
     crawl_wall_s: float  # first request at the simulator to the N-th answer
     startup_s: float  # spawn to the first request at the simulator
     cpu_user_s: float
     cpu_sys_s: float
     peak_rss_bytes: int
     sim_calls: int
+    sim_billed: int
     sim_peak_concurrency: int
     sim_cpu_s: float
+    background_cores: float = 0.0
+    regime: str = ""
+    latency_ms: float = 0.0
+    concurrency: int = 0
+    processes: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -63,6 +81,11 @@ class RunResult:
     def cpu_per_1k(self) -> float:
         return self.cpu_s / self.notes * 1000 if self.notes else 0.0
 
+    @property
+    def sim_cpu_share(self) -> float:
+        """The simulator's CPU over the crawl window, in cores (1.0 = one core busy)."""
+        return self.sim_cpu_s / self.crawl_wall_s if self.crawl_wall_s > 0 else 0.0
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(
@@ -70,8 +93,25 @@ class RunResult:
             notes_per_s=self.notes_per_s,
             notes_per_s_process=self.notes_per_s_process,
             cpu_per_1k_notes_s=self.cpu_per_1k,
+            sim_cpu_share=self.sim_cpu_share,
         )
         return data
+
+
+@dataclass
+class _Usage:
+    """The rusage figures of a group of processes that a run reports."""
+
+    user: float = 0.0
+    sys: float = 0.0
+    maxrss_kib: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+
+    def add(self, status: int, usage: Any) -> None:
+        self.user += usage.ru_utime
+        self.sys += usage.ru_stime
+        self.maxrss_kib = max(self.maxrss_kib, usage.ru_maxrss)
+        self.exit_codes.append(os.waitstatus_to_exitcode(status))
 
 
 def _interpolate(t0: float, c0: int, t1: float, c1: int, target: int) -> float:
@@ -83,7 +123,7 @@ def _interpolate(t0: float, c0: int, t1: float, c1: int, target: int) -> float:
 def run_measured(
     variant: str,
     round_no: int,
-    argv: Sequence[str],
+    argvs: Sequence[Sequence[str]],
     *,
     env: dict[str, str],
     cwd: Path,
@@ -93,28 +133,37 @@ def run_measured(
     timeout_s: float,
     count_output: Callable[[], int],
 ) -> RunResult:
-    """Run ``argv`` once against a freshly reset simulator; raise RunFailed unless it exits 0
-    having made exactly ``expected_calls`` successful calls and written as many notes."""
+    """Run ``argvs`` (one process each, started together) once against a freshly reset
+    simulator; raise RunFailed unless every one exits 0 and together they made exactly
+    ``expected_calls`` calls, all successful and billed, and wrote as many notes."""
     sim.reset()
     sim_cpu_before = sim.cpu_seconds()
-    with log_path.open("wb") as log:
+    machine_before, own_before = machine_busy_seconds(), _own_cpu()
+    with ExitStack() as stack:
+        logs = [stack.enter_context(_log_file(log_path, i, len(argvs))) for i in range(len(argvs))]
         spawned = time.monotonic()
-        proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-        status, usage, first_request, done_at = _watch(proc, sim, expected_calls, timeout_s)
+        procs = [
+            subprocess.Popen(
+                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+            for argv, log in zip(argvs, logs, strict=True)
+        ]
+        usage, first_request, done_at = _watch(procs, sim, expected_calls, timeout_s)
         exited = time.monotonic()
-    exit_code = os.waitstatus_to_exitcode(status)
-    stats = sim.stats()
+    totals = sim.totals()
     sim_cpu = sim.cpu_seconds() - sim_cpu_before
-    tail = _tail(log_path)
-    if exit_code != 0:
-        raise RunFailed(f"{variant} exited with {exit_code}; log {log_path}:\n{tail}")
-    calls, ok = int(stats["calls"]), int(stats["by_code"].get("0", 0))
-    if calls != expected_calls or ok != expected_calls:
+    others = machine_busy_seconds() - machine_before - (_own_cpu() - own_before)
+    others -= usage.user + usage.sys + sim_cpu
+    bad = [(i, code) for i, code in enumerate(usage.exit_codes) if code != 0]
+    if bad:
+        i, code = bad[0]
+        path = _log_path(log_path, i, len(argvs))
+        raise RunFailed(f"{variant} exited with {code}; log {path}:\n{_tail(path)}")
+    calls, ok, billed = int(totals["calls"]), int(totals["by_code"].get("0", 0)), totals["billed"]
+    if not calls == ok == billed == expected_calls:
         raise RunFailed(
-            f"{variant}: the simulator saw {calls} calls ({ok} successful), expected "
-            f"{expected_calls}; by code {stats['by_code']}; log {log_path}"
+            f"{variant}: the simulator saw {calls} calls ({ok} successful, {billed} billed), "
+            f"expected {expected_calls}; by code {totals['by_code']}; log {log_path}"
         )
     written = count_output()
     if written != expected_calls:
@@ -125,17 +174,36 @@ def run_measured(
         variant=variant,
         round=round_no,
         notes=written,
-        exit_code=exit_code,
+        exit_code=0,
         process_wall_s=exited - spawned,
         crawl_wall_s=done_at - first_request,
         startup_s=first_request - spawned,
-        cpu_user_s=usage.ru_utime,
-        cpu_sys_s=usage.ru_stime,
-        peak_rss_bytes=usage.ru_maxrss * 1024,  # Linux: KiB
+        cpu_user_s=usage.user,
+        cpu_sys_s=usage.sys,
+        peak_rss_bytes=usage.maxrss_kib * 1024,  # Linux: KiB
         sim_calls=calls,
-        sim_peak_concurrency=int(stats["max_concurrency"]),
+        sim_billed=int(billed),
+        sim_peak_concurrency=int(totals["max_concurrency"]),
         sim_cpu_s=sim_cpu,
+        background_cores=max(others, 0.0) / (exited - spawned),
+        latency_ms=sim.latency_ms,
+        processes=len(argvs),
     )
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_process(
@@ -147,50 +215,81 @@ def run_process(
         proc = subprocess.Popen(
             list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
-        status, usage, _, _ = _watch(proc, None, 0, timeout_s)
+        # A blocking wait4 gives the exit time exactly; a timer kills a child that hangs.
+        timer = threading.Timer(timeout_s, proc.send_signal, (signal.SIGKILL,))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
         wall = time.monotonic() - spawned
-    return os.waitstatus_to_exitcode(status), usage, wall
+        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
+    if proc.returncode == -signal.SIGKILL and wall >= timeout_s:
+        raise RunFailed(f"{argv[0]} timed out after {timeout_s:.0f}s (killed)")
+    return proc.returncode, usage, wall
+
+
+def _log_path(log_path: Path, index: int, count: int) -> Path:
+    return log_path if count == 1 else log_path.with_name(f"{log_path.stem}-{index}.log")
+
+
+def _log_file(log_path: Path, index: int, count: int) -> Any:
+    return _log_path(log_path, index, count).open("wb")
+
+
+def _kill(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+            _, status, _ = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
 
 
 def _watch(
-    proc: subprocess.Popen[bytes], sim: Simulator | None, expected: int, timeout_s: float
-) -> tuple[int, Any, float | None, float | None]:
-    """Poll the simulator while the child runs; reap the child with wait4 (its own rusage)."""
+    procs: Sequence[subprocess.Popen[bytes]], sim: Simulator, expected: int, timeout_s: float
+) -> tuple[_Usage, float | None, float | None]:
+    """Poll the simulator while the children run; reap each with wait4 (its own rusage)."""
     deadline = time.monotonic() + timeout_s
     first_request: float | None = None
     done_at: float | None = None
     last_poll = time.monotonic()
     last_calls = 0
+    usage = _Usage()
+    running = list(procs)
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
-            if sim is not None and done_at is None and first_request is not None:
+        for proc in list(running):
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it
+                usage.add(status, rusage)
+                running.remove(proc)
+        if not running:
+            if done_at is None and first_request is not None:
                 # It answered the last calls and exited between two polls: extrapolate the
                 # end from the rate so far, never past the exit.
                 exited = time.monotonic()
-                if int(sim.stats()["calls"]) >= expected:
+                if int(sim.totals()["calls"]) >= expected:
                     done_at = exited
                     if last_calls > 0 and last_poll > first_request:
                         rate = last_calls / (last_poll - first_request)
                         done_at = min(exited, last_poll + (expected - last_calls) / rate)
-            return status, usage, first_request, done_at
-        now = time.monotonic()
-        if now > deadline:
-            proc.send_signal(signal.SIGKILL)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage, first_request, done_at
+        if time.monotonic() > deadline:
+            _kill(running)
             raise RunFailed(f"run timed out after {timeout_s:.0f}s (killed)")
-        if sim is not None and done_at is None:
-            stats = sim.stats()
+        if done_at is None:
+            totals = sim.totals()
             polled = time.monotonic()
-            calls = int(stats["calls"])
-            if first_request is None and int(stats["max_concurrency"]) > 0:
+            calls = int(totals["calls"])
+            if first_request is None and int(totals["max_concurrency"]) > 0:
                 first_request = (last_poll + polled) / 2  # it arrived between the two polls
             if calls >= expected:
                 done_at = _interpolate(last_poll, last_calls, polled, calls, expected)
             last_poll, last_calls = polled, calls
-        time.sleep(START_POLL_S if sim is not None and first_request is None else RUN_POLL_S)
+        if done_at is not None:
+            time.sleep(EXIT_POLL_S)
+        else:
+            time.sleep(START_POLL_S if first_request is None else RUN_POLL_S)
 
 
 def _tail(path: Path, lines: int = 25) -> str:

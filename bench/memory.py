@@ -1,18 +1,23 @@
-"""The memory run: 1,000,000 seeds (about 10 % duplicates, one invalid line in 10,000).
+"""The memory runs: seed files of 1,000,000 and 10,000,000 lines (about 10 % duplicates, one
+invalid line in 10,000).
 
-Two figures, both peak RSS of the process from ``os.wait4``:
+Two kinds of figures, both peak RSS of the process from ``os.wait4``:
 
 - ``crawl``: the real ``scrapy crawl note_detail`` (project settings, default pipelines,
   ``CONCURRENT_REQUESTS`` as in the main runs) against a second simulator (by default at the main
   runs' latency, so the downloader is as busy as against the real API), stopped by the bench
-  extension ``bench.stopper.StopWhenSeedsRead`` as soon as the spider has read every seed
+  extension ``bench.stopper.StopWhenSeedsRead`` (added to the project's extensions by
+  ``bench.memory_settings``) as soon as the spider has read every seed
   (reading all 1,000,000 seeds is the point; making the 900,000 calls is not), or after a time
   bound. This is what a user's crawl of such a file holds, including whatever Scrapy keeps
   queued. A spider that reads its seeds only as fast as it calls the API will not have read them
   all by the bound: the result says how many it read (``complete`` is then false).
-- ``seedpath``: ``python -m bench.seedpath``, the spider's own seed path (``iter_seeds``,
-  validation, ``_take_seed`` dedup and ledger) with each request settled at once, no network:
-  what the seed path itself costs.
+- ``seedpath``: ``python -m bench.seedpath``, the project's seed path (``pgy_spider.seeds``
+  reading and validation, in-run dedup in ``pgy_spider.idset``) in a process that has loaded
+  Scrapy and the spider, each request settled at once, no network: what the seed path itself
+  costs, at any file size (the crawl cannot read 10,000,000 seeds without making the calls).
+
+Every run's counts are checked against the seed file's (seeds read, duplicates, rejects).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class MemoryResult:
     counts: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
     complete: bool = True  # every seed was read before the run stopped
+    baseline_rss_bytes: int | None = None  # seedpath: RSS once Scrapy and the spider are loaded
 
     @property
     def seeds_read(self) -> int:
@@ -81,11 +87,11 @@ def crawl_run(
             concurrency,
             name="memory",
             extra_settings=[
-                'EXTENSIONS={"bench.stopper.StopWhenSeedsRead": 0}',
                 f"BENCH_STOP_AFTER_SEEDS={total}",
                 f"BENCH_STOP_AFTER_SECONDS={time_limit_s}",
             ],
         )
+        command.env["SCRAPY_SETTINGS_MODULE"] = "bench.memory_settings"
         log = work / "memory-crawl.log"
         code, usage, wall = run_process(
             command.argv, env=command.env, cwd=command.cwd, log_path=log, timeout_s=MEMORY_TIMEOUT_S
@@ -121,9 +127,9 @@ def crawl_run(
 def seedpath_run(seeds: Path, expected: dict[str, int], total: int, work: Path) -> MemoryResult:
     env = variants.base_env()
     env["PYTHONPATH"] = str(variants.REPO_ROOT)
-    out = work / "memory-seedpath"
+    out = work / f"memory-seedpath-{total}"
     out.mkdir(exist_ok=True)
-    log = work / "memory-seedpath.log"
+    log = work / f"memory-seedpath-{total}.log"
     argv = [sys.executable, "-m", "bench.seedpath", str(seeds), str(out)]
     code, usage, wall = run_process(
         argv, env=env, cwd=variants.REPO_ROOT, log_path=log, timeout_s=MEMORY_TIMEOUT_S
@@ -136,6 +142,7 @@ def seedpath_run(seeds: Path, expected: dict[str, int], total: int, work: Path) 
         return result
     data = json.loads(lines[-1])
     result.read_s = data.get("seconds")
+    result.baseline_rss_bytes = data.get("baseline_rss_bytes")
     result.counts = {k: data.get(k) for k in ("seeds_read", "duplicates", "rejected", "requests")}
     result.problem = _check_counts(result.counts, expected, total)
     result.ok = result.problem is None

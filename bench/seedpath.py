@@ -1,11 +1,16 @@
-"""The memory run without the network: every seed through exactly the spider's seed path.
+"""The memory run without the network: every seed of a file through the project's seed path.
 
-``python -m bench.seedpath SEED_FILE WORK_DIR`` builds a real ``NoteDetailSpider`` (project
-settings, a crawler, its ledger and failed file) and feeds every seed of the file through
-``spider._iter_seeds`` (``pgy_spider.seeds.iter_seeds`` + ``noteid`` validation) and
-``spider._take_seed`` (the in-run dedup on ``note_id_to_int`` keys, the ledger, the request).
-Each request is settled as written at once, as if its call had come back, so only what the seed
-path itself keeps grows. Prints one JSON line with the ledger's counts and the time taken.
+``python -m bench.seedpath SEED_FILE WORK_DIR`` first loads what every crawl process holds
+(Scrapy, the project's settings and its ``note_detail`` spider with everything it imports,
+through Scrapy's public ``SpiderLoader``), then pushes every seed of the file through the
+project's plain seed modules, as the spider does: ``pgy_spider.seeds.iter_seeds`` (lazy reading,
+``pgy_spider.noteid`` validation), in-run dedup on ``noteid.note_id_to_int`` keys in a
+``pgy_spider.idset.CompactIdSet``, and one failed record per rejected seed. Each accepted seed
+counts as one request settled at once, as if its call had come back, so only what the seed path
+itself keeps grows. Prints one JSON line with the counts and the time taken.
+
+It touches no private spider attribute: the spider's own bookkeeping (the run accounting) is
+O(1) per settled seed, while the dedup set holds every distinct ID read.
 """
 
 from __future__ import annotations
@@ -19,44 +24,40 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     seed_file, work_dir = argv
-    work = Path(work_dir)
     from scrapy.settings import Settings
-    from scrapy.utils.reactor import install_reactor
-    from scrapy.utils.test import get_crawler
+    from scrapy.spiderloader import SpiderLoader
 
-    from pgy_spider import settings as project_settings
-    from pgy_spider.spiders.note_detail import NoteDetailSpider
+    from pgy_spider import noteid, seeds
+    from pgy_spider.idset import CompactIdSet
 
     settings = Settings()
-    install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
-    settings.setmodule(project_settings, priority="project")
-    overrides = {
-        **settings.copy_to_dict(),
-        "PGY_BASE_URL": "http://127.0.0.1:9",
-        "PGY_TOKEN": "bench-token",
-        "PGY_FAILED_PATH": str(work / "failed.jsonl"),
-        "PGY_SUMMARY_PATH": str(work / "summary.json"),
-        "LOG_LEVEL": "WARNING",
-    }
-    crawler = get_crawler(NoteDetailSpider, overrides)
-    spider = NoteDetailSpider.from_crawler(crawler, ids_file=seed_file)
+    settings.setmodule("pgy_spider.settings", priority="project")
+    SpiderLoader.from_settings(settings.frozencopy()).load("note_detail")
+    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     started = time.monotonic()
-    requests = 0
-    no_fresh: frozenset[str] = frozenset()
-    ledger = spider.ledger
-    for seed in spider._iter_seeds([seed_file]):
-        request = spider._take_seed(seed, no_fresh)
-        if request is not None:
-            requests += 1
-            ledger.settle_written(seed.seq)
+    seen = CompactIdSet()
+    seeds_read = requests = duplicates = rejected = 0
+    with (Path(work_dir) / "failed.jsonl").open("wb") as failed:
+        for seed in seeds.iter_seeds([seed_file]):
+            seeds_read += 1
+            note_id = seed.note_id
+            if note_id is None:
+                rejected += 1
+                failed.write(json.dumps({"seed": seed.raw, "reason": seed.reason}).encode())
+                failed.write(b"\n")
+            elif not seen.add(noteid.note_id_to_int(note_id)):
+                duplicates += 1
+            else:
+                requests += 1
     elapsed = time.monotonic() - started
-    spider.failed_file.close()
     result = {
-        "seeds_read": ledger.seeds_read,
+        "seeds_read": seeds_read,
         "requests": requests,
-        "duplicates": ledger.duplicates,
-        "rejected": sum(ledger.rejected.values()),
+        "duplicates": duplicates,
+        "rejected": rejected,
         "seconds": round(elapsed, 3),
+        "baseline_rss_bytes": baseline_rss,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
     print(json.dumps(result))

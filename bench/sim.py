@@ -19,10 +19,13 @@ TOKEN = "bench-token"
 
 class Simulator:
     """``python -m pgy_spider.simulator`` on a free loopback port, with admin calls over one
-    kept-alive connection (polling it must cost the simulator as little as possible)."""
+    kept-alive connection (polling it must cost the simulator as little as possible).
+
+    One simulator serves every run of a benchmark (its note cache stays warm): ``latency_ms``
+    is the startup latency, ``use_latency`` changes the latency every later ``reset`` sets."""
 
     def __init__(self, latency_ms: float, log_path: Path, env: dict[str, str]) -> None:
-        self.latency_ms = latency_ms
+        self.latency_ms = self._startup_latency = latency_ms
         self._log: IO[bytes] = log_path.open("wb")
         argv = [sys.executable, "-m", "pgy_spider.simulator", "--port", "0"]
         argv += ["--tokens", TOKEN, "--latency-ms", str(latency_ms)]
@@ -71,11 +74,23 @@ class Simulator:
         raise AssertionError("unreachable")
 
     def stats(self) -> dict[str, Any]:
+        """Every counter, with the per-note and per-token maps (large: not for polling)."""
         return self._call("GET", "/_sim/stats")
 
+    def totals(self) -> dict[str, Any]:
+        """calls, by_code, billed, max_concurrency: cheap enough to poll every few ms."""
+        return self._call("GET", "/_sim/totals")
+
+    def use_latency(self, latency_ms: float) -> None:
+        self.latency_ms = latency_ms
+
     def reset(self) -> None:
-        """Zero the counters (and the per-note fetch counts) before a measured run."""
+        """Zero the counters (and the per-note fetch counts) before a measured run, at the
+        latency last given to ``use_latency``."""
         self._call("POST", "/_sim/reset", b"{}")
+        if self.latency_ms != self._startup_latency:
+            body = json.dumps({"latency_ms": self.latency_ms}).encode()
+            self._call("POST", "/_sim/config", body)
 
     def cpu_seconds(self) -> float:
         """user+sys CPU the simulator has used so far (from /proc; 0.0 where there is none)."""

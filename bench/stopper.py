@@ -1,12 +1,13 @@
 """A Scrapy extension for the memory run only: close the crawl once the spider has read every
 seed of the seed file, so that 1,000,000 seeds need not become 900,000 API calls.
 
-Enabled with ``-s EXTENSIONS={"bench.stopper.StopWhenSeedsRead": 0}`` and
-``-s BENCH_STOP_AFTER_SEEDS=N`` (and optionally ``-s BENCH_STOP_AFTER_SECONDS=T``, a bound for a
-spider that reads its seeds only as fast as it calls the API). It reads the spider's ledger
-(``ledger.seeds_read``), so it depends on that attribute of ``NoteDetailSpider``; it changes
-nothing in the crawl until it stops it (reason ``bench_seeds_read`` or ``bench_time_limit``). At
-that moment it records in the stats how long reading took and the process's peak RSS so far.
+Enabled by ``SCRAPY_SETTINGS_MODULE=bench.memory_settings`` and ``-s BENCH_STOP_AFTER_SEEDS=N``
+(and optionally ``-s BENCH_STOP_AFTER_SECONDS=T``, a bound for a spider that reads its seeds only
+as fast as it calls the API). It reads how many seeds the run has read from the project's run
+bookkeeping (``seeds_read``; see ``seeds_read()``, the one place that knows where it lives); it
+changes nothing in the crawl until it stops it (reason ``bench_seeds_read`` or
+``bench_time_limit``). At that moment it records in the stats how long reading took and the
+process's peak RSS so far.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 CLOSE_REASON = "bench_seeds_read"
 TIME_LIMIT_REASON = "bench_time_limit"
+
+
+def seeds_read(crawler: Crawler) -> int:
+    """Seeds read so far, from the run's accounting (the one place that counts them)."""
+    from pgy_spider.extensions.accounting import RunAccounting
+
+    accounting = crawler.get_extension(RunAccounting)
+    return int(accounting.counts()["seeds_read"]) if accounting is not None else 0
 
 
 class StopWhenSeedsRead:
@@ -60,8 +69,7 @@ class StopWhenSeedsRead:
         reason = CLOSE_REASON
         while True:
             await asyncio.sleep(0.1)
-            ledger = getattr(self.crawler.spider, "ledger", None)
-            read = int(getattr(ledger, "seeds_read", 0))
+            read = seeds_read(self.crawler)
             if read >= self.target:
                 break
             if self.time_limit and time.monotonic() - started > self.time_limit:

@@ -1,5 +1,7 @@
 """The benchmark's contenders, each one command line run as its own process.
 
+- ``r``: ``python bench/raw_client.py`` — a raw aiohttp + orjson client with C tasks on a pool
+  of C connections, writing the feed: the practical limit of the machine, no Scrapy;
 - ``a``: ``python bench/naive.py`` — the API sample code's ``requests.get`` loop;
 - ``b``: ``scrapy runspider bench/bare_spider.py`` — a bare spider, Scrapy's default settings
   except ``CONCURRENT_REQUESTS`` = ``CONCURRENT_REQUESTS_PER_DOMAIN`` = C and ``LOG_LEVEL=INFO``,
@@ -9,6 +11,11 @@
 - ``cs``: ``c`` over (c)+MongoDB's smaller N, when that differs, for a like-for-like ratio;
 - ``cm``: ``c`` with ``MONGO_URI`` set (a fresh database per run) and ``PGY_REFRESH_HOURS=0``,
   so that every note is still fetched from the API.
+
+To add a contender: a builder here returning a ``Command`` (its checks included), its letter in
+``LABELS`` and in ``build``, then its letter in the regimes that run it (``bench/regimes.py``)
+and any target on it (``bench/report.py``). A contender of several processes (workers of one
+job) returns them all in ``Command.argvs``; ``bench.measure`` starts them together.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from bench.sim import REPO_ROOT, TOKEN
 
 BENCH_DIR = Path(__file__).resolve().parent
 LABELS = {
+    "r": "raw aiohttp client",
     "a": "(a) naive `requests.get` loop",
     "b": "(b) bare Scrapy spider",
     "c": "(c) `scrapy crawl note_detail`",
@@ -56,6 +64,59 @@ class Command:
     out_path: Path
     # Checks after the run (beyond the feed's line count); returns a problem or None.
     checks: list[Callable[[], str | None]] = field(default_factory=list)
+    # Every process of the run, started together; by default the one ``argv``.
+    more_argvs: list[list[str]] = field(default_factory=list)
+
+    @property
+    def argvs(self) -> list[list[str]]:
+        return [self.argv, *self.more_argvs]
+
+
+def build(
+    variant: str,
+    ids_file: Path,
+    sim_url: str,
+    work: Path,
+    concurrency: int,
+    *,
+    c_settings: Sequence[str] = (),
+    expected_notes: int | None = None,
+) -> Command:
+    """The command of ``variant`` (all but ``cm``, whose database the caller sets up: pass its
+    settings as ``c_settings`` of ``project``)."""
+    if variant == "r":
+        return raw(ids_file, sim_url, work, concurrency)
+    if variant == "a":
+        return naive(ids_file, sim_url, work)
+    if variant == "b":
+        return bare(ids_file, sim_url, work, concurrency)
+    if variant in ("c", "cs"):
+        return project(
+            ids_file,
+            sim_url,
+            work,
+            concurrency,
+            name=variant,
+            extra_settings=c_settings,
+            expected_notes=expected_notes,
+        )
+    raise ValueError(f"no command for variant {variant!r}")
+
+
+def raw(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
+    out = work / "r.jsonl"
+    argv = [sys.executable, str(BENCH_DIR / "raw_client.py"), str(ids_file), sim_url, TOKEN]
+    argv += [str(out), str(concurrency)]
+    env = base_env()
+    env.pop("PYTHONPATH", None)  # no project code reachable
+    return Command(argv, env, work, out)
+
+
+def import_scrapy(work: Path) -> Command:
+    """``python -c "import scrapy"``: the floor of any Scrapy command's start-up."""
+    env = base_env()
+    env.pop("PYTHONPATH", None)
+    return Command([sys.executable, "-c", "import scrapy"], env, work, work / "none")
 
 
 def naive(ids_file: Path, sim_url: str, work: Path) -> Command:

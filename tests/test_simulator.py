@@ -314,6 +314,16 @@ def test_stats_count_every_call(sim: SimulatorClient):
     }
 
 
+def test_totals_are_the_stats_without_the_per_note_and_per_token_maps(sim: SimulatorClient):
+    call(sim, NOTE)
+    call(sim, OTHER, token="nope")
+    with requests.get(f"{sim.url}/_sim/totals", timeout=5) as response:
+        totals = response.json()
+    stats = sim.stats()
+    assert totals == {k: stats[k] for k in ("calls", "by_code", "billed", "max_concurrency")}
+    assert totals == {"calls": 2, "by_code": {"0": 1, "100": 1}, "billed": 1, "max_concurrency": 1}
+
+
 def test_reset_zeroes_counters_and_restores_the_startup_config(sim: SimulatorClient):
     startup = sim.config()
     sim.configure(quota=1, fail_first={"301": 1}, burst_302=1, latency_ms=1)
@@ -398,6 +408,30 @@ def test_process_prints_one_url_line_and_exits_cleanly_on_signal(
     lone_simulator.send_signal(sig)
     out, err = lone_simulator.communicate(timeout=10)
     assert (lone_simulator.returncode, out, err) == (0, "", "")
+
+
+def test_the_success_path_joins_exactly_the_bytes_orjson_writes_for_the_envelope():
+    stamps = simulator_module.endpoint.Stamps()
+    for i in range(300):
+        note_id = make_note_id(i)
+        for fetched_before, growth in ((0, True), (1, True), (7, True), (7, False)):
+            record_time, request_id = stamps.record_time(), stamps.request_id()
+            data = simulator_module.render_note(note_id, fetched_before, growth)
+            pieces = simulator_module.notes.note_pieces(note_id, fetched_before, growth)
+            fast = simulator_module.endpoint.success_body(pieces, record_time, request_id)
+            generic = simulator_module.endpoint.envelope(0, data, record_time, request_id)
+            assert fast == generic
+
+
+def test_record_time_is_utc_iso_with_milliseconds_as_datetime_writes_it():
+    stamps = simulator_module.endpoint.Stamps()
+    for _ in range(3):
+        before = datetime.now(UTC).replace(microsecond=0)
+        written = stamps.record_time()
+        parsed = datetime.fromisoformat(written)
+        assert written == parsed.isoformat(timespec="milliseconds")
+        assert before <= parsed <= datetime.now(UTC)
+        time.sleep(0.6)  # across a second boundary at least once: the cached date part moves
 
 
 def test_make_note_id_is_valid_distinct_and_never_not_found():

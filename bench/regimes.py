@@ -1,0 +1,92 @@
+"""What the benchmark runs: the regimes (latency, calls in flight, notes, contenders), the
+start-up runs and the memory runs, for ``make bench`` and for ``--quick``.
+
+A regime runs its contenders alternately for ``rounds`` rounds against one simulator at its
+latency. Every contender of a regime runs with the same ``CONCURRENT_REQUESTS`` (the raw client
+with as many tasks and connections) and, unless ``notes_by_variant`` says otherwise, over the
+same N note IDs (a prefix of one list shared by every regime, so the simulator's note cache
+stays warm).
+
+To add a regime (for example N worker processes on one Redis at 500 ms and 128 in flight per
+worker): an entry in ``FULL`` and in ``QUICK``, the contenders' builders in
+``bench/variants.py``, and its targets in ``bench/report.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Regime:
+    key: str
+    title: str  # what a reader needs to know, for the report
+    latency_ms: float
+    concurrency: int
+    notes: int
+    variants: tuple[str, ...]
+    rounds: int = 3
+    notes_by_variant: Mapping[str, int] = field(default_factory=dict)
+
+    def notes_of(self, variant: str) -> int:
+        return min(self.notes_by_variant.get(variant, self.notes), self.notes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    regimes: tuple[Regime, ...]
+    startup_runs: int  # 1-note runs of each Scrapy contender (and `import scrapy`), 0 ms latency
+    seedpath_seeds: tuple[int, ...]  # seed-path memory runs, by seed-file size
+    crawl_memory_seeds: int  # the real crawl's memory run (0: none)
+    crawl_memory_latency_ms: float
+    crawl_memory_concurrency: int
+    crawl_memory_time_limit_s: float
+
+    def regime(self, key: str) -> Regime | None:
+        return next((r for r in self.regimes if r.key == key), None)
+
+
+# The issue's regimes, then the one the benchmark measured first (kept for its figures).
+FULL = Plan(
+    regimes=(
+        Regime("500ms-512", "500 ms latency, 512 in flight", 500, 512, 8000, ("r", "b", "c")),
+        Regime("500ms-1024", "500 ms latency, 1,024 in flight", 500, 1024, 16000, ("r", "c")),
+        Regime("0ms-64", "0 ms latency, 64 in flight", 0, 64, 5000, ("r", "b", "c")),
+        Regime(
+            "100ms-64",
+            "100 ms latency, 64 in flight",
+            100,
+            64,
+            3000,
+            ("a", "b", "c", "cs", "cm"),
+            notes_by_variant={"a": 150, "cs": 1000, "cm": 1000},
+        ),
+    ),
+    startup_runs=5,
+    seedpath_seeds=(1_000_000, 10_000_000),
+    crawl_memory_seeds=1_000_000,
+    crawl_memory_latency_ms=100,
+    crawl_memory_concurrency=64,
+    crawl_memory_time_limit_s=90,
+)
+
+# A smoke test of every runner and every check, in minutes: the figures mean little.
+QUICK = Plan(
+    regimes=(
+        replace(FULL.regimes[0], notes=1000, rounds=1),
+        replace(FULL.regimes[1], notes=2048, rounds=1),
+        replace(FULL.regimes[2], notes=500, rounds=1),
+        replace(
+            FULL.regimes[3], notes=300, rounds=1, notes_by_variant={"a": 10, "cs": 100, "cm": 100}
+        ),
+    ),
+    startup_runs=1,
+    seedpath_seeds=(200_000,),
+    crawl_memory_seeds=200_000,
+    crawl_memory_latency_ms=100,
+    crawl_memory_concurrency=64,
+    crawl_memory_time_limit_s=10,
+)
+
+ALL_KEYS = tuple(r.key for r in FULL.regimes)
