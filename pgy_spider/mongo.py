@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -279,7 +280,6 @@ class WriteOp:
     :func:`_execute`)."""
 
     doc_id: Any
-    filter: Doc
     update: Doc
     upsert: bool
     kind: str
@@ -296,8 +296,13 @@ class WriteOp:
     # when the stored stamp falls between those fetches.
     pieces: tuple[WriteOp, ...] = ()
 
-    def command_entry(self) -> Doc:
-        return {"q": self.filter, "u": self.update, "upsert": self.upsert}
+    def command_entry(self, *, conditional: bool) -> Doc:
+        """The ``updates`` entry; *conditional*: a NEWEST write's filter holds its guard."""
+        query: Doc = {"_id": self.doc_id}
+        if conditional and self.kind == NEWEST:
+            # $not $gt also matches a document without a date stamp (it is overwritten).
+            query[self.stamp_field] = {"$not": {"$gt": self.guard}}
+        return {"q": query, "u": self.update, "upsert": self.upsert}
 
 
 def newest_write(
@@ -314,15 +319,15 @@ def newest_write(
     """An upsert that applies only if the stored document is not newer than *guard*.
 
     Without aggregation-pipeline updates (FerretDB 1.24 has none) the condition goes in
-    the filter: when a newer document exists the filter matches nothing, the upsert tries
-    to insert a second document with the same ``_id`` and the server answers duplicate
-    key (E11000), which :func:`_execute` reads back as "skipped, older". ``$not $gt``
-    also matches a document without a date stamp, which is then overwritten.
+    the filter (see :meth:`WriteOp.command_entry`): when a newer document exists the
+    filter matches nothing, the upsert tries to insert a second document with the same
+    ``_id`` and the server answers duplicate key (E11000), which :func:`_execute` reads
+    back as "skipped, older". Where such a filter cannot use an index (FerretDB 1.x, see
+    :func:`reads_before_writes`) the stored stamp is read first instead.
     """
     guard = stamp if guard is None else guard
     return WriteOp(
         doc_id=doc_id,
-        filter={"_id": doc_id, stamp_field: {"$not": {"$gt": guard}}},
         update={"$set": {**fields, stamp_field: stamp}, "$min": {first_field: first}},
         upsert=True,
         kind=NEWEST,
@@ -340,7 +345,6 @@ def earliest_write(op: WriteOp) -> WriteOp:
     assert op.first_field is not None and op.first is not None
     return WriteOp(
         doc_id=op.doc_id,
-        filter={"_id": op.doc_id},
         update={"$min": {op.first_field: op.first}},
         upsert=False,
         kind=EARLIEST,
@@ -392,7 +396,6 @@ def metrics_update(item: Mapping[str, Any], when: datetime | None = None) -> Wri
     snapshot_id = metrics_snapshot_id(item["noteId"], when)
     return WriteOp(
         doc_id=snapshot_id,
-        filter={"_id": snapshot_id},
         update={"$setOnInsert": snapshot},
         upsert=True,
         kind=ONCE,
@@ -590,16 +593,17 @@ def _settled(op: WriteOp, stored: Mapping[str, Any] | None) -> _Outcome | None:
     return _Outcome(status, followups=tuple(followups))
 
 
-def _update_command(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) -> Doc:
+def _update_command(
+    db: Database[Doc], collection: str, ops: Sequence[WriteOp], *, conditional: bool
+) -> Doc:
     """The server's raw reply to one ``update`` command of *ops*.
 
     Sent by hand rather than with ``bulk_write``: on FerretDB 1.24 pymongo fails to parse
-    the reply to a command with a write error (it has no ``nModified``: a KeyError), and
-    the conditional upserts answer duplicate key whenever a newer note is stored.
+    the reply to a command with a write error (it has no ``nModified``: a KeyError).
     """
     command: Doc = {
         "update": collection,
-        "updates": [op.command_entry() for op in ops],
+        "updates": [op.command_entry(conditional=conditional) for op in ops],
         "ordered": False,
     }
     concern = db.write_concern
@@ -608,13 +612,52 @@ def _update_command(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) 
     return db.command(command)
 
 
-def _read_back(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) -> dict[Any, Doc]:
-    """The stored documents of *ops* (only the dates that tell what became of them)."""
+def _read_back(
+    db: Database[Doc], collection: str, ops: Sequence[WriteOp], *, by_id: bool
+) -> dict[Any, Doc]:
+    """The stored documents of *ops* (only the dates that tell what became of them).
+
+    *by_id*: one lookup per ``_id``, for a server that scans the whole collection for
+    ``_id: {$in: [...]}`` (FerretDB 1.x, see :func:`reads_before_writes`).
+    """
     fields = {op.stamp_field for op in ops} | {op.first_field for op in ops if op.first_field}
+    projection = dict.fromkeys(fields, True)
     ids = list(dict.fromkeys(op.doc_id for op in ops))
-    query = {"_id": {"$in": ids}}
-    with db[collection].find(query, projection=dict.fromkeys(fields, True)) as cursor:
+    notes = db[collection]
+    if by_id:
+        found = (notes.find_one({"_id": doc_id}, projection=projection) for doc_id in ids)
+        return {doc["_id"]: doc for doc in found if doc is not None}
+    with notes.find({"_id": {"$in": ids}}, projection=projection) as cursor:
         return {doc["_id"]: doc for doc in cursor}
+
+
+# Clients (equal ones share an entry: same servers, same options) whose server needs
+# reads_before_writes.
+_READ_FIRST: weakref.WeakKeyDictionary[MongoClient[Doc], bool] = weakref.WeakKeyDictionary()
+
+
+def reads_before_writes(db: Database[Doc]) -> bool:
+    """Whether newest-wins writes read the stored stamps first and filter on ``_id`` alone.
+
+    FerretDB 1.x uses an index only for a filter that is exactly ``{_id: value}``; any
+    other filter, such as the conditional upsert's, reads and decodes the whole collection
+    for every single update (0.9 s per note with 3000 notes stored, growing with them).
+    There the stamps are read by ``_id`` first and only what is older is written: a write
+    by another process in the same instant can still be overwritten. MongoDB runs the
+    conditional upsert on its ``_id`` index, atomically. Asked once per client.
+    """
+    client = db.client
+    cached = _READ_FIRST.get(client)
+    if cached is None:
+        try:
+            info = client.admin.command("buildInfo")
+        except ConnectionFailure:
+            raise
+        except PyMongoError:  # not allowed to ask: assume a server that indexes filters
+            info = {}
+        cached = str(info.get("ferretdbVersion", "")).startswith("v1.")
+        _READ_FIRST[client] = cached
+    return cached
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
@@ -623,7 +666,38 @@ def _error_text(error: Mapping[str, Any]) -> str:
     return f"{message[:300]} (code {error.get('code')})"
 
 
-def _execute(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) -> list[_Outcome]:
+def _execute(
+    db: Database[Doc], collection: str, ops: Sequence[WriteOp], *, read_first: bool
+) -> list[_Outcome]:
+    """What became of each of *ops*, sent as (at most) one unordered ``update`` command.
+
+    *read_first* (see :func:`reads_before_writes`): the NEWEST ops' stored stamps are read
+    first; those already stored, or stored newer, are settled without a write, the others
+    are written with an ``_id``-only filter. Otherwise NEWEST ops carry their condition in
+    the filter. Raises ConnectionFailure (the caller retries the whole command).
+    """
+    outcomes: list[_Outcome | None] = [None] * len(ops)
+    if read_first:
+        newest = [index for index, op in enumerate(ops) if op.kind == NEWEST]
+        try:
+            stored = _read_back(db, collection, [ops[i] for i in newest], by_id=True)
+        except ConnectionFailure:
+            raise
+        except PyMongoError as exc:
+            return [_failed(short_error(exc))] * len(ops)
+        for index in newest:
+            outcomes[index] = _settled(ops[index], stored.get(ops[index].doc_id))
+    to_send = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    if to_send:
+        sent = _send(db, collection, [ops[i] for i in to_send], read_first=read_first)
+        for index, outcome in zip(to_send, sent, strict=True):
+            outcomes[index] = outcome
+    return [outcome or _APPLIED for outcome in outcomes]
+
+
+def _send(
+    db: Database[Doc], collection: str, ops: Sequence[WriteOp], *, read_first: bool
+) -> list[_Outcome]:
     """Send *ops* as one unordered ``update`` command: what became of each one.
 
     A duplicate key error is read back from the stored document: a newer one means
@@ -631,16 +705,17 @@ def _execute(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) -> list
     reply does not say which op failed, every op is read back and those that did not take
     effect are sent again one by one. That is FerretDB 1.24: it ignores ``ordered``,
     stops at the first failing update and answers index 0 without ``n``. Every op is
-    idempotent, so sending one again is harmless. Raises ConnectionFailure (the caller
-    retries the whole command).
+    idempotent, so sending one again is harmless.
     """
     try:
-        reply = _update_command(db, collection, ops)
+        reply = _update_command(db, collection, ops, conditional=not read_first)
     except InvalidDocument as exc:  # too large (or not encodable): find the culprit
         if len(ops) == 1:
             return [_failed(short_error(exc))]
         half = len(ops) // 2
-        return _execute(db, collection, ops[:half]) + _execute(db, collection, ops[half:])
+        return _send(db, collection, ops[:half], read_first=read_first) + _send(
+            db, collection, ops[half:], read_first=read_first
+        )
     except ConnectionFailure:
         raise
     except PyMongoError as exc:  # the whole command was refused
@@ -664,7 +739,8 @@ def _execute(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) -> list
     else:
         suspects = dict.fromkeys(range(len(ops)), _error_text(errors[0]))
     try:
-        stored = _read_back(db, collection, [ops[index] for index in suspects])
+        ops_read = [ops[index] for index in suspects]
+        stored = _read_back(db, collection, ops_read, by_id=read_first)
     except ConnectionFailure:
         raise
     except PyMongoError as exc:
@@ -677,7 +753,7 @@ def _execute(db: Database[Doc], collection: str, ops: Sequence[WriteOp]) -> list
         elif exact:
             outcomes[index] = _failed(text)
         else:
-            outcomes[index] = _execute(db, collection, [op])[0]
+            outcomes[index] = _send(db, collection, [op], read_first=read_first)[0]
     return outcomes
 
 
@@ -718,11 +794,12 @@ def split_plan(plan: PlannedWrite, max_ops: int) -> list[PlannedWrite]:
 
 
 def _run_plan(
-    db: Database[Doc], plan: PlannedWrite, result: BatchResult
+    db: Database[Doc], plan: PlannedWrite, result: BatchResult, *, read_first: bool
 ) -> tuple[PlannedWrite | None, PlannedWrite | None]:
     """One ``update`` command; returns the part of *plan* that failed and the follow-up
     writes it calls for (first-seen dates, newer pieces), if any."""
-    outcomes = _execute(db, plan.collection, plan.ops)  # ConnectionFailure: the caller's
+    # ConnectionFailure is the caller's.
+    outcomes = _execute(db, plan.collection, plan.ops, read_first=read_first)
     failed = PlannedWrite(plan.collection, plan.is_notes)
     followups = PlannedWrite(plan.collection)
     for op, owners, outcome in zip(plan.ops, plan.owners, outcomes, strict=True):
@@ -752,6 +829,7 @@ def write_batch(
     backoff_s: float,
     max_ops: int = MAX_OPS_PER_COMMAND,
     sleep: Callable[[float], None] = time.sleep,
+    read_first: bool | None = None,
 ) -> BatchResult:
     """Run *plans*, retrying what failed up to *retries* times with exponential backoff.
 
@@ -759,7 +837,8 @@ def write_batch(
     creator) whose stored document is newer is skipped, not failed. Only the failed
     operations are retried, and all of them are idempotent, so a retry after a
     half-applied attempt is harmless. The result names the batch items whose writes still
-    failed (the caller spills them) and those skipped as older.
+    failed (the caller spills them) and those skipped as older. *read_first*: see
+    :func:`reads_before_writes` (asked of the server when None).
     """
     result = BatchResult()
     for plan in plans:
@@ -775,7 +854,9 @@ def write_batch(
         while queue:
             plan = queue.popleft()
             try:
-                left, followups = _run_plan(db, plan, result)
+                if read_first is None:
+                    read_first = reads_before_writes(db)
+                left, followups = _run_plan(db, plan, result, read_first=read_first)
             except ConnectionFailure as exc:
                 result.failed_attempts += 1
                 result.last_error = short_error(exc)
