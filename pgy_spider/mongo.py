@@ -157,8 +157,12 @@ def connect(
         ) from exc
 
 
-def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Ping the server within *timeout_s*, or raise :class:`MongoUnavailable`.
+CRAWL_UNREACHABLE_FIX = "start the server or fix MONGO_URI (unset it to write feeds only)"
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0, fix: str = CRAWL_UNREACHABLE_FIX) -> None:
+    """Ping the server within *timeout_s*, or raise :class:`MongoUnavailable` (whose
+    message ends with *fix*).
 
     Called before the crawl starts, so that a dead database stops the run before any
     paid API call is made.
@@ -170,8 +174,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         # from None: the message says it all; the driver's chained error would only add
         # a multi-line topology dump to the traceback Scrapy prints.
         raise MongoUnavailable(
-            f"MongoDB unreachable at {mask_uri(uri)}: {short_error(exc, uri)}; "
-            "start the server or fix MONGO_URI (unset it to write feeds only)"
+            f"MongoDB unreachable at {mask_uri(uri)}: {short_error(exc, uri)}; {fix}"
         ) from None
     finally:
         client.close()

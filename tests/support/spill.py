@@ -3,10 +3,26 @@ spills) them, writing spill files, and running the real command in a process."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from tests.support.crawl import crawl_env
+
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)
+
+_COUNTS_RE = re.compile(
+    r": (?P<lines>\d+) lines: (?P<stored>\d+) notes stored, (?P<skipped_older>\d+) skipped as "
+    r"older \(a newer fetch is stored\), (?P<not_stored>\d+) could not be stored$",
+    re.MULTILINE,
+)
 
 
 def note_id(i: int) -> str:
@@ -57,3 +73,79 @@ def make_item(
         "fetchedAt": fetched.isoformat().replace("+00:00", "Z"),
         "raw": {"noteId": note_id(i), "likeNum": likes, "nested": {"list": [1, None]}},
     }
+
+
+def write_spill(path: Path, items: Iterable[dict[str, Any]], tail: bytes = b"") -> Path:
+    """A spill file of *items*, one JSON line each as the pipeline writes them, then *tail*."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = b"".join(orjson.dumps(item) + b"\n" for item in items)
+    path.write_bytes(lines + tail)
+    return path
+
+
+@dataclass
+class ReplayRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The numbers of the command's summary line."""
+        match = _COUNTS_RE.search(self.stdout)
+        assert match, f"no summary line in:\n{self.stdout}"
+        return {name: int(value) for name, value in match.groupdict().items()}
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.startswith("error: ")]
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion on the run fails
+        return (
+            f"exit {self.returncode}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+def replay_command(*args: str, settings: dict[str, Any] | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "scrapy", "pgy_replay_spill", *args]
+    for key, value in (settings or {}).items():
+        cmd += ["-s", f"{key}={value}"]
+    return cmd
+
+
+def run_replay(
+    workdir: Path,
+    *args: str,
+    settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> ReplayRun:
+    """``scrapy pgy_replay_spill ARGS`` in *workdir* (MONGO_URI only if given)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        replay_command(*args, settings=settings),
+        cwd=workdir,
+        env=crawl_env(env),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+    return ReplayRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_replay(
+    workdir: Path, *args: str, settings: dict[str, Any] | None = None
+) -> subprocess.Popen[str]:
+    """The same command in the background (to interrupt it)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        replay_command(*args, settings=settings),
+        cwd=workdir,
+        env=crawl_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
