@@ -115,6 +115,13 @@ class PgyConfig:
         return parts.scheme == "http" and not loopback
 
 
+def mongo_config(
+    settings: SettingsLike, environ: Mapping[str, str] = os.environ
+) -> MongoConfig | None:
+    """MongoDB's part of the configuration alone (tools that need no token use it)."""
+    return _mongo_config(_Reader(settings), environ)
+
+
 def _mongo_config(read: _Reader, environ: Mapping[str, str]) -> MongoConfig | None:
     uri = read.text("MONGO_URI") or environ.get("MONGO_URI")
     if not uri:

@@ -22,6 +22,7 @@ from pgy_spider import mongo
 from tests.support.crawl import CrawlResult, finish_crawl, run_crawl, start_crawl
 from tests.support.mongo import MongoServer, MongoTestDB
 from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.spill import ReplayRun, run_replay
 
 pytestmark = pytest.mark.mongo
 
@@ -443,12 +444,15 @@ def crawl_while_server_dies(
     return result, stored_when_stopped
 
 
-def replay_spill(server: MongoServer, db_name: str, items: list[Doc]) -> None:
-    """Feed spilled items back through the same writes (the README's replay snippet)."""
-    with server.client(tz_aware=True) as client:
-        plans = mongo.build_batch_writes(items, NOTES)
-        result = mongo.write_batch(client[db_name], plans, retries=2, backoff_s=0.1)
-    assert not result.failed_items, result.last_error
+def replay_spill(workdir: Path, db: MongoTestDB, spill_file: Path) -> ReplayRun:
+    """``scrapy pgy_replay_spill`` (as the README describes), expected to settle every line."""
+    run = run_replay(
+        workdir, str(spill_file), settings={"MONGO_URI": db.uri, "MONGO_DATABASE": db.name}
+    )
+    assert run.returncode == 0, run
+    assert f"Every line is settled: {spill_file} may be removed" in run.stdout
+    assert spill_file.exists()  # the user removes it, never the command
+    return run
 
 
 def test_server_dying_mid_run_spills_the_rest_and_exits_5(
@@ -495,8 +499,11 @@ def test_server_dying_mid_run_spills_the_rest_and_exits_5(
     assert "test-token" not in spill_file.read_text(encoding="utf-8")
 
     # Replaying the spill (as the README describes) stores the rest, one document per note.
-    replay_spill(server, restartable_db.name, spilled)
-    replay_spill(server, restartable_db.name, spilled)  # twice by mistake: still harmless
+    first = replay_spill(tmp_path, restartable_db, spill_file)
+    lines = len(spilled)
+    assert first.counts == {"lines": lines, "stored": lines, "skipped_older": 0, "not_stored": 0}
+    second = replay_spill(tmp_path, restartable_db, spill_file)  # twice by mistake: harmless
+    assert second.counts == first.counts
     with server.client(tz_aware=True) as client:
         db = client[restartable_db.name]
         assert sorted(doc["_id"] for doc in db[NOTES].find()) == sorted(ids)
@@ -504,15 +511,6 @@ def test_server_dying_mid_run_spills_the_rest_and_exits_5(
         assert set(snapshots) == set(ids) and max(snapshots.values()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a spill replayed after a newer fetch of the same notes overwrites it "
-        "with the older data (lastFetchedAt goes back, metrics and kol fields regress): "
-        "pgy_spider/mongo.py note_update() $sets unconditionally although its docstring "
-        "says 'the latest fetch wins' (kol_update() likewise)"
-    ),
-)
 def test_late_spill_replay_does_not_undo_a_newer_fetch(
     tmp_path: Path,
     sim: SimulatorClient,
@@ -525,7 +523,8 @@ def test_late_spill_replay_does_not_undo_a_newer_fetch(
         tmp_path / "run1", ids, sim, server, restartable_db, stop_after=4
     )
     assert result.returncode == 5, result
-    spilled = mongo.read_spill(tmp_path / "run1" / result.summary["mongo_spill_path"])
+    spill_file = tmp_path / "run1" / result.summary["mongo_spill_path"]
+    spilled = mongo.read_spill(spill_file)
     spilled_ids = [item["noteId"] for item in spilled]
     assert spilled_ids
 
@@ -533,12 +532,35 @@ def test_late_spill_replay_does_not_undo_a_newer_fetch(
     run2 = crawl(tmp_path / "run2", spilled_ids, sim, restartable_db, PGY_REFRESH_HOURS=0)
     assert_clean_finish(run2, len(spilled_ids))
     newer = by_id(read_all(server, restartable_db.name, NOTES))
+    newer_kols = by_id(read_all(server, restartable_db.name, mongo.KOLS_COLLECTION))
 
-    replay_spill(server, restartable_db.name, spilled)  # the older fetches, late
+    run = replay_spill(tmp_path / "run1", restartable_db, spill_file)  # the older fetches, late
+
+    lines = len(spilled)
+    assert run.counts == {"lines": lines, "stored": 0, "skipped_older": lines, "not_stored": 0}
     after = by_id(read_all(server, restartable_db.name, NOTES))
-    assert {i: after[i]["lastFetchedAt"] for i in spilled_ids} == {
-        i: newer[i]["lastFetchedAt"] for i in spilled_ids
-    }
+    spilled_at = {item["noteId"]: mongo.fetched_at(item) for item in spilled}
+    for note_id in spilled_ids:
+        # The newer fetch stays whole; only firstFetchedAt goes back to the spilled fetch.
+        assert after[note_id] == {**newer[note_id], "firstFetchedAt": spilled_at[note_id]}
+        assert after[note_id]["lastFetchedAt"] > spilled_at[note_id]
     assert {i: after[i]["likeNum"] for i in spilled_ids} == {
         i: newer[i]["likeNum"] for i in spilled_ids
     }
+    # Both fetches are in the metrics history, each at its own time.
+    snapshots: dict[str, list[datetime]] = defaultdict(list)
+    for snap in read_all(server, restartable_db.name, mongo.METRICS_COLLECTION):
+        snapshots[snap["noteId"]].append(snap["fetchedAt"])
+    for note_id in spilled_ids:
+        assert sorted(snapshots[note_id]) == [spilled_at[note_id], newer[note_id]["lastFetchedAt"]]
+    # The creators keep run 2's fields; firstSeenAt is the earliest sighting.
+    sightings: dict[str, list[datetime]] = defaultdict(list)
+    for item in spilled:
+        user_id = mongo.kol_user_id(item)
+        assert user_id is not None
+        sightings[user_id].append(spilled_at[item["noteId"]])
+    kols = by_id(read_all(server, restartable_db.name, mongo.KOLS_COLLECTION))
+    assert set(kols) == set(newer_kols)
+    for user_id, kol in kols.items():
+        earliest = min([newer_kols[user_id]["firstSeenAt"], *sightings[user_id]])
+        assert kol == {**newer_kols[user_id], "firstSeenAt": earliest}

@@ -6,12 +6,14 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from pymongo import monitoring
 from pymongo.database import Database
 from scrapy import Spider
 from scrapy.exceptions import NotConfigured
@@ -20,68 +22,31 @@ from scrapy.utils.test import get_crawler
 from pgy_spider import mongo
 from pgy_spider.pipelines.mongo import MongoPipeline
 from tests.support.mongo import MongoServer, MongoTestDB
+from tests.support.spill import T0, make_item, note_id
 
 pytestmark = pytest.mark.mongo
 
 NOTES = "notes"
-T0 = datetime(2026, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)
 
 Db = Database[dict[str, Any]]
 
 
-def note_id(i: int) -> str:
-    return f"65c0b3fc{i:016x}"
-
-
-def make_item(
-    i: int,
-    *,
-    fetched: datetime = T0,
-    likes: int = 1,
-    user: str = "user-1",
-    fans: int | None = 1000,
-    picture_price: int | None = 5000,
-) -> dict[str, Any]:
-    """A normalized item with the keys the pipeline receives (values trimmed to the point)."""
-    return {
-        "noteId": note_id(i),
-        "noteLink": f"https://www.xiaohongshu.com/explore/{note_id(i)}",
-        "type": 1,
-        "title": f"标题 {i} ✨",
-        "content": "#话题[话题]#",
-        "userId": user,
-        "name": "创作者😀",
-        "redId": "red-1",
-        "headPhoto": "https://example.invalid/h.jpg",
-        "createTime": 1707127804000,
-        "createdAt": "2024-02-05T10:10:04Z",
-        "updatedAt": "2024-02-05T10:10:04+00:00",
-        "userUpdatedAt": None,
-        "likeNum": likes,
-        "favNum": 2,
-        "cmtNum": 3,
-        "shareNum": 4,
-        "readNum": 5,
-        "impNum": 6,
-        "followCnt": 7,
-        "metricsAllZero": False,
-        "imageUrls": ["https://example.invalid/1.jpg"],
-        "kol": {
-            "userId": user,
-            "nickName": "创作者😀",
-            "fansNum": fans,
-            "picturePrice": picture_price,
-            "videoPrice": 9000,
-            "contentTags": [{"taxonomy1Tag": "美妆", "taxonomy2Tags": ["护肤"]}],
-        },
-        "fetchedAt": fetched.isoformat().replace("+00:00", "Z"),
-        "raw": {"noteId": note_id(i), "likeNum": likes, "nested": {"list": [1, None]}},
-    }
-
-
-def store(db: Db, items: list[dict[str, Any]]) -> mongo.BatchResult:
+def store(db: Db, items: list[dict[str, Any]], read_first: bool | None = None) -> mongo.BatchResult:
     plans = mongo.build_batch_writes(items, NOTES)
-    return mongo.write_batch(db, plans, retries=0, backoff_s=0)
+    return mongo.write_batch(db, plans, retries=0, backoff_s=0, read_first=read_first)
+
+
+@pytest.fixture(params=[True, False], ids=["read-first", "conditional"])
+def read_first(request: pytest.FixtureRequest) -> bool:
+    """Both ways of writing (see mongo.reads_before_writes), each on the real server."""
+    return bool(request.param)
+
+
+def by_id(docs: Iterable[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    return {doc["_id"]: doc for doc in docs}
+
+
+COLLECTIONS = (NOTES, mongo.METRICS_COLLECTION, mongo.KOLS_COLLECTION)
 
 
 def closed_port() -> int:
@@ -142,13 +107,22 @@ def test_upsert_never_duplicates_and_keeps_first_fetch(mongo_database: Db) -> No
         assert "fetchedAt" not in doc
 
 
-def test_same_note_twice_in_one_batch_keeps_the_later_fetch(mongo_database: Db) -> None:
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_same_note_twice_in_one_batch_keeps_the_newest_fetch(
+    mongo_database: Db, newest_first: bool, read_first: bool
+) -> None:
     later = T0 + timedelta(minutes=5)
-    store(mongo_database, [make_item(1, fetched=T0, likes=1), make_item(1, fetched=later, likes=2)])
+    items = [make_item(1, fetched=T0, likes=1), make_item(1, fetched=later, likes=2)]
+    if newest_first:
+        items.reverse()
+    result = store(mongo_database, items, read_first)
 
     (doc,) = list(mongo_database[NOTES].find())
-    assert (doc["likeNum"], doc["firstFetchedAt"], doc["lastFetchedAt"]) == (2, later, later)
+    assert (doc["likeNum"], doc["firstFetchedAt"], doc["lastFetchedAt"]) == (2, T0, later)
     assert mongo_database[mongo.METRICS_COLLECTION].count_documents({}) == 2
+    older = 1 if newest_first else 0  # the batch index of the older fetch
+    assert (result.notes_written, result.older_items, result.failed_items) == (1, {older}, set())
+    assert result.notes_skipped_older == 1
 
 
 def test_metrics_snapshots_accumulate_and_replay_is_harmless(mongo_database: Db) -> None:
@@ -179,6 +153,201 @@ def test_kols_upserted_by_user_with_latest_fans_and_prices(mongo_database: Db) -
     assert (kol["firstSeenAt"], kol["lastSeenAt"]) == (T0, later)
     assert kol["lastNoteId"] == note_id(3)
     assert kols["user-2"]["fansNum"] == 150
+
+
+# -- the newest fetch wins ------------------------------------------------------------
+
+
+def test_older_fetch_never_overwrites_a_newer_note(mongo_database: Db, read_first: bool) -> None:
+    """A late spill replay: 30 notes stored with a newer fetch, mixed with 10 new notes."""
+    newer = T0 + timedelta(days=1)
+    assert not store(
+        mongo_database, [make_item(i, fetched=newer, likes=10) for i in range(30)]
+    ).failed_items
+    # Older and new notes alternate, so most commands hold both kinds: with conditional
+    # filters FerretDB stops a command at its first duplicate key, and the notes after it
+    # must still be written.
+    items = []
+    for i in range(30):
+        items.append(make_item(i, fetched=T0, likes=1))
+        if i % 3 == 0:
+            items.append(make_item(100 + i, fetched=T0, likes=1))
+    result = store(mongo_database, items, read_first)
+
+    older = {n for n, item in enumerate(items) if item["noteId"] in {note_id(i) for i in range(30)}}
+    assert result.older_items == older and result.notes_skipped_older == 30
+    assert result.notes_written == 10
+    assert (result.failed_items, result.failed_attempts, result.last_error) == (set(), 0, None)
+    docs = by_id(mongo_database[NOTES].find())
+    assert len(docs) == 40
+    for i in range(30):  # the newer fetch stays; the first fetch is now the older one
+        doc = docs[note_id(i)]
+        assert (doc["likeNum"], doc["lastFetchedAt"], doc["firstFetchedAt"]) == (10, newer, T0)
+    for i in range(0, 30, 3):
+        doc = docs[note_id(100 + i)]
+        assert (doc["likeNum"], doc["lastFetchedAt"], doc["firstFetchedAt"]) == (1, T0, T0)
+    # The older fetches' metrics snapshots join the history, at their own fetch times.
+    snapshots = list(mongo_database[mongo.METRICS_COLLECTION].find({"noteId": note_id(7)}))
+    assert sorted((s["fetchedAt"], s["likeNum"]) for s in snapshots) == [(T0, 1), (newer, 10)]
+    assert mongo_database[mongo.METRICS_COLLECTION].count_documents({}) == 70
+
+
+def test_newer_fetch_still_overwrites_an_older_note(mongo_database: Db, read_first: bool) -> None:
+    store(mongo_database, [make_item(1, fetched=T0, likes=1)], read_first)
+    # A document without a date stamp (made by hand) is older than any fetch.
+    mongo_database[NOTES].insert_one({"_id": note_id(2), "title": "by hand"})
+    later = T0 + timedelta(hours=1)
+    result = store(
+        mongo_database, [make_item(i, fetched=later, likes=5) for i in (1, 2)], read_first
+    )
+
+    assert (result.notes_written, result.notes_skipped_older, result.failed_items) == (2, 0, set())
+    docs = by_id(mongo_database[NOTES].find())
+    assert (docs[note_id(1)]["likeNum"], docs[note_id(1)]["firstFetchedAt"]) == (5, T0)
+    assert docs[note_id(2)]["title"] == make_item(2)["title"]
+    assert docs[note_id(2)]["firstFetchedAt"] == docs[note_id(2)]["lastFetchedAt"] == later
+
+
+def test_storing_the_same_fetch_again_changes_nothing(mongo_database: Db, read_first: bool) -> None:
+    items = [make_item(i, likes=i) for i in range(30)]
+    store(mongo_database, items, read_first)
+    before = [list(mongo_database[name].find().sort("_id")) for name in COLLECTIONS]
+
+    again = store(mongo_database, items, read_first)
+
+    # Stored (the database holds this very fetch), neither skipped nor failed.
+    assert (again.notes_written, again.notes_skipped_older, again.failed_items) == (30, 0, set())
+    assert [list(mongo_database[name].find().sort("_id")) for name in COLLECTIONS] == before
+
+
+def test_kols_keep_the_newest_fields_whatever_the_order(
+    mongo_database: Db, read_first: bool
+) -> None:
+    newer = T0 + timedelta(days=2)
+    store(mongo_database, [make_item(1, fetched=newer, fans=200, picture_price=None)], read_first)
+    # Late: an older fetch of the same creator, with other fans and a known price.
+    result = store(
+        mongo_database, [make_item(2, fetched=T0, fans=100, picture_price=4000)], read_first
+    )
+
+    assert not result.failed_items and result.failed_attempts == 0
+    (kol,) = list(mongo_database[mongo.KOLS_COLLECTION].find())
+    assert (kol["fansNum"], kol["lastNoteId"]) == (200, note_id(1))
+    assert "picturePrice" not in kol  # the older fetch changes nothing but firstSeenAt
+    assert (kol["firstSeenAt"], kol["lastSeenAt"]) == (T0, newer)
+
+
+def test_kol_last_seen_between_a_batch_s_fetches_gets_only_the_newer_ones(
+    mongo_database: Db, read_first: bool
+) -> None:
+    middle = T0 + timedelta(hours=2)
+    stored = make_item(1, fetched=middle, fans=200)
+    stored["kol"]["videoPrice"] = 2222
+    store(mongo_database, [stored], read_first)
+    old = make_item(2, fetched=T0, fans=100)
+    old["kol"]["videoPrice"] = 1111  # older than the stored 2222: must not win
+    new = make_item(3, fetched=middle + timedelta(hours=2), fans=400, picture_price=None)
+    new["kol"]["videoPrice"] = None  # null: keeps the stored value
+    result = store(mongo_database, [old, new], read_first)
+
+    assert not result.failed_items
+    (kol,) = list(mongo_database[mongo.KOLS_COLLECTION].find())
+    assert (kol["fansNum"], kol["videoPrice"], kol["picturePrice"]) == (400, 2222, 5000)
+    assert (kol["firstSeenAt"], kol["lastSeenAt"]) == (T0, middle + timedelta(hours=2))
+    assert kol["lastNoteId"] == note_id(3)
+
+
+def test_duplicate_key_of_another_unique_index_is_a_failure_not_older(
+    mongo_database: Db, read_first: bool
+) -> None:
+    """E11000 also comes from a unique index an analyst made: that note is not stored."""
+    newer = T0 + timedelta(days=1)
+    mongo_database[NOTES].create_index("title", unique=True, name="title_unique")
+    store(mongo_database, [make_item(i, fetched=newer) for i in range(3)], read_first)
+    taken = make_item(50, fetched=T0)
+    taken["title"] = make_item(0)["title"]  # a new note whose title is already stored
+    items = [taken, make_item(1, fetched=T0), make_item(51, fetched=T0), make_item(2)]
+    result = store(mongo_database, items, read_first)
+
+    assert result.failed_items == {0}
+    assert result.older_items == {1, 3} and result.notes_skipped_older == 2
+    assert result.notes_written == 1 and result.failed_attempts == 1
+    assert result.last_error is not None and "E11000" in result.last_error
+    assert set(by_id(mongo_database[NOTES].find())) == {note_id(i) for i in (0, 1, 2, 51)}
+
+
+def test_a_document_the_server_rejects_fails_alone(mongo_database: Db, read_first: bool) -> None:
+    items = [make_item(i) for i in range(30)]
+    items[12]["$where"] = "1"  # no server stores a top-level field starting with $
+    result = store(mongo_database, items, read_first)
+
+    assert result.failed_items == {12} and result.notes_written == 29
+    assert result.last_error is not None and "$where" in result.last_error
+    notes = mongo_database[NOTES]
+    assert notes.count_documents({}) == 29 and notes.find_one({"_id": note_id(12)}) is None
+    # Its snapshot and creator are stored: a replay of the fixed line completes it.
+    assert mongo_database[mongo.METRICS_COLLECTION].count_documents({}) == 30
+
+
+def test_commands_over_the_size_limit_are_split(mongo_database: Db, read_first: bool) -> None:
+    """25 large notes exceed one command's 16 MiB: bulk_write split them, so must we."""
+    items = [make_item(i) for i in range(20)]
+    for item in items:
+        item["content"] = "长" * 300_000  # ~0.9 MB of UTF-8 each
+    items[7]["content"] = "x" * (17 * 1024 * 1024)  # alone over the limit: cannot be stored
+    result = store(mongo_database, items, read_first)
+
+    assert result.failed_items == {7} and result.notes_written == 19
+    assert result.last_error is not None and "too large" in result.last_error
+    assert mongo_database[NOTES].count_documents({}) == 19
+
+
+class _Commands(monitoring.CommandListener):
+    """Every command the client sends (pymongo's command monitoring)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_read_first_filters_on_id_alone(mongo_server: MongoServer, mongo_db: MongoTestDB) -> None:
+    """FerretDB 1.x uses an index only for ``{_id: value}``: any other filter (a
+    conditional upsert, ``_id: {$in: ...}``) reads the whole collection for each update."""
+    listener = _Commands()
+    with mongo_server.client(tz_aware=True, event_listeners=[listener]) as client:
+        db = client[mongo_db.name]
+        store(db, [make_item(i, fetched=T0 + timedelta(days=1)) for i in range(30)])
+        items = [make_item(i, fetched=T0) for i in range(30)]  # older: settled unwritten
+        items += [make_item(i, user=f"u{i}") for i in range(40, 50)]
+        items[35]["$where"] = "1"  # rejected: what ran is read back, by _id too
+        listener.sent.clear()
+        result = store(db, items, read_first=True)
+
+    assert result.notes_skipped_older == 30 and result.failed_items == {35}
+    assert result.notes_written == 9
+    filters = [u["q"] for name, cmd in listener.sent if name == "update" for u in cmd["updates"]]
+    filters += [cmd["filter"] for name, cmd in listener.sent if name == "find"]
+    assert len(filters) > 40
+    assert all(set(f) == {"_id"} and isinstance(f["_id"], str) for f in filters), filters
+
+
+def test_writes_read_first_exactly_on_ferretdb_1(
+    mongo_server: MongoServer, mongo_database: Db
+) -> None:
+    info = mongo_database.client.admin.command("buildInfo")
+    on_ferretdb_1 = str(info.get("ferretdbVersion", "")).startswith("v1.")
+    assert on_ferretdb_1 is {"ferretdb": True, "mongod": False}.get(
+        mongo_server.kind, on_ferretdb_1
+    )
+    assert mongo.reads_before_writes(mongo_database) is on_ferretdb_1
 
 
 def test_find_fresh_uses_the_cutoff(mongo_database: Db) -> None:
@@ -216,6 +385,16 @@ def test_spill_writer_appends_json_lines(tmp_path: Path) -> None:
     writer.close()
     assert [item["noteId"] for item in mongo.read_spill(path)] == [note_id(i) for i in (1, 2, 3)]
     assert mongo.read_spill(path)[0] == make_item(1)
+
+
+def test_spill_writer_keeps_a_torn_last_line_apart(tmp_path: Path) -> None:
+    path = tmp_path / "spill.jsonl"
+    path.write_bytes(b'{"noteId": "65c0b3fc000000000000000a", "tit')  # a crash mid-line
+    writer = mongo.SpillWriter(path)
+    assert writer.write([make_item(1)]) == 1
+    writer.close()
+    torn, line = path.read_bytes().split(b"\n", 1)
+    assert torn.endswith(b'"tit') and orjson.loads(line) == make_item(1)
 
 
 # -- pipeline -------------------------------------------------------------------------
@@ -396,6 +575,26 @@ def test_pipeline_refetching_many_stored_notes_in_one_batch(
     assert (
         notes.count_documents({"likeNum": 2, "firstFetchedAt": T0, "lastFetchedAt": later}) == 240
     )
+
+
+def test_pipeline_counts_notes_skipped_as_older_apart_from_errors(
+    mongo_db: MongoTestDB, mongo_database: Db, tmp_path: Path
+) -> None:
+    newer = T0 + timedelta(days=1)
+    store(mongo_database, [make_item(i, fetched=newer, likes=9) for i in range(5)])
+    pipeline = make_pipeline(*mongo_db, tmp_path)
+
+    async def scenario() -> None:
+        await pipeline.open_spider()
+        for i in range(8):
+            await pipeline.process_item(make_item(i, fetched=T0))
+        await pipeline.close_spider()
+
+    run(scenario())
+    assert stat(pipeline, "skipped_older") == 5 and stat(pipeline, "notes_upserted") == 3
+    assert stat(pipeline, "errors") == 0 and stat(pipeline, "spilled") == 0
+    assert not (tmp_path / "spill-mongotest.jsonl").exists()
+    assert mongo_database[NOTES].count_documents({"likeNum": 9}) == 5
 
 
 def test_pipeline_find_fresh(mongo_db: MongoTestDB, mongo_database: Db, tmp_path: Path) -> None:

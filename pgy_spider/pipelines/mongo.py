@@ -145,7 +145,14 @@ class MongoPipeline:
             self.stats.inc_value(f"{STAT_PREFIX}errors")
             raise
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-mongo-writer")
-        for name in ("notes_upserted", "batches", "batch_retries", "spilled", "errors"):
+        for name in (
+            "notes_upserted",
+            "skipped_older",
+            "batches",
+            "batch_retries",
+            "spilled",
+            "errors",
+        ):
             self.stats.set_value(f"{STAT_PREFIX}{name}", 0)
         logger.info(
             "MongoDB storage on: %s, database %s, collection %s",
@@ -265,6 +272,8 @@ class MongoPipeline:
         stats = self.stats
         stats.inc_value(f"{STAT_PREFIX}batches")
         stats.inc_value(f"{STAT_PREFIX}notes_upserted", result.notes_written)
+        # A newer fetch of the note is already stored: settled, not an error.
+        stats.inc_value(f"{STAT_PREFIX}skipped_older", result.notes_skipped_older)
         stats.inc_value(f"{STAT_PREFIX}batch_retries", result.retries)
         stats.inc_value(f"{STAT_PREFIX}errors", result.failed_attempts)
         spilled = len(result.failed_items) - result.lost
