@@ -440,3 +440,16 @@ def test_make_note_id_is_valid_distinct_and_never_not_found():
     assert all(re.fullmatch(r"65c0b3fc[0-9a-f]{16}", i) for i in ids)
     assert not any(i.endswith("ffffff") for i in ids)
     assert make_note_id(0, ts=0x65C0B3FC) == make_note_id(0)
+
+
+def test_a_reset_waits_for_the_calls_still_being_answered(sim: SimulatorClient) -> None:
+    # A client killed mid-call leaves its calls to finish: they must not be counted in the
+    # figures of whoever resets the simulator next.
+    sim.configure(latency_ms=600)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(call, sim)
+        time.sleep(0.2)
+        sim.reset()
+        assert pending.result()[1]["code"] == 0
+    stats = sim.stats()
+    assert stats["calls"] == 0 and stats["billed"] == 0

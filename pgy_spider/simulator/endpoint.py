@@ -142,7 +142,8 @@ class Simulator:
         self.config: dict[str, Any] = copy.deepcopy(self._startup)
         self.plan = Plan.build(self.config)
         self.stats = Stats()
-        self.in_flight = 0
+        if not hasattr(self, "in_flight"):
+            self.in_flight = 0  # calls being answered: a reset does not forget them
         self._success_by_token: Counter[str] = Counter()
         self._fail_first_seen: Counter[str] = Counter()
         self._burst_left: int = self.config["burst_302"]
