@@ -1,9 +1,9 @@
-"""Packaging for Scrapyd: ``scrapyd-deploy`` builds an egg from this file.
+"""Packaging: the metadata and the dependencies are in pyproject.toml.
 
-The egg holds the ``pgy_spider`` package only (never the tests or the benchmarks)
-and names its settings module through the ``scrapy`` entry point, which is how
-Scrapyd finds the project's settings. Eggs carry no dependencies: the Scrapyd host
-installs ``requirements.txt`` itself (see README "Deploy to Scrapyd").
+This file is what ``scrapyd-deploy`` runs (``python setup.py bdist_egg``). The package
+holds ``pgy_spider`` only (never the tests or the benchmarks), with every non-Python file
+under it (sample seeds, the report's template). Scrapyd installs no dependencies from an
+egg: the Scrapyd host installs ``requirements.txt`` itself (see README "Deploy to Scrapyd").
 """
 
 from pathlib import Path
@@ -27,11 +27,6 @@ def package_data() -> list[str]:
 
 
 setup(
-    name="pgy-spider",
-    version="1.0",
-    description="Xiaohongshu note IDs to notes through Just One API's note-detail endpoint",
-    packages=find_packages(exclude=["tests", "tests.*", "bench", "bench.*"]),
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={PACKAGE: package_data()},
-    entry_points={"scrapy": ["settings = pgy_spider.settings"]},
-    python_requires=">=3.11",
 )

@@ -183,10 +183,10 @@ def parse_envelope(body: bytes) -> Envelope | None:
     )
 
 
-def note_item(note_id: str, envelope: Envelope) -> dict[str, Any] | None:
-    """The item a success answer yields (validated later by the note pipeline), or None
-    when it carries no data object (code 0 with ``data`` missing, null or empty)."""
+def note_data(envelope: Envelope) -> dict[str, Any] | None:
+    """The note object of a success answer, or None when it carries none (code 0 with
+    ``data`` missing, null or empty)."""
     data = envelope.data
     if not isinstance(data, dict) or not data:
         return None
-    return {"noteId": note_id, "data": data, "requestId": envelope.request_id}
+    return data

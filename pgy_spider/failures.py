@@ -41,9 +41,5 @@ class NoteFailed(IgnoreRequest):
         self.record = record
 
 
-class InvalidNoteResponse(DropItem):
-    """The API said success but its data failed validation (reason ``invalid_response``)."""
-
-
 class DuplicateNote(DropItem):
     """The note was already written in this run; never written twice."""

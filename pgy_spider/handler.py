@@ -1,8 +1,10 @@
 """A download handler that adds the token at the moment of sending, and nowhere else.
 
 Requests travel through Scrapy (scheduler, logs, fingerprints, JOBDIR, HTTP cache)
-without the token; this handler wraps a real HTTP handler, adds the token to the URL it
-sends, and hands back a response whose URL is the tokenless one. Exceptions are scrubbed
+without the token; for an API request this handler adds the token to the URL it sends
+through its HTTP client (``PGY_INNER_DOWNLOAD_HANDLER``) and hands back a response whose URL
+is the tokenless one. Every other request goes to the handler the project had for the
+scheme (Scrapy's own unless set otherwise), untouched. Exceptions are scrubbed
 too: some transport errors quote the URL. It also reserves one unit of the run's budget
 and one place in flight (:mod:`pgy_spider.flight`) for every call it sends. The token
 vault, the budget and the places are the run's (:mod:`pgy_spider.runtime`).
@@ -13,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from scrapy.core.downloader.handlers.base import BaseDownloadHandler
+from scrapy.exceptions import NotSupported
+from scrapy.utils.defer import ensure_awaitable
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from pgy_spider import default_settings, meta
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 class TokenDownloadHandler(BaseDownloadHandler):
     lazy = False
+    scheme = "http"  # the scheme whose previous handler takes the requests not for the API
 
     def __init__(self, crawler: Crawler):
         super().__init__(crawler)
@@ -38,6 +43,11 @@ class TokenDownloadHandler(BaseDownloadHandler):
             config.inner_download_handler if config else default_settings.PGY_INNER_DOWNLOAD_HANDLER
         )
         self._inner: BaseDownloadHandler = build_from_crawler(load_object(inner_path), crawler)
+        settings = crawler.settings
+        self._fallback_path = settings.get(f"PGY_FALLBACK_{self.scheme.upper()}_HANDLER") or (
+            settings.getwithbase("DOWNLOAD_HANDLERS_BASE").get(self.scheme)
+        )
+        self._fallback: BaseDownloadHandler | None = None  # built for the first such request
         pool = getattr(self._inner, "_pool", None)
         if pool is not None and hasattr(pool, "retryAutomatically"):
             # Twisted's pool silently re-sends a GET when a kept-alive connection was reset:
@@ -53,7 +63,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
 
     async def download_request(self, request: Request) -> Response:
         if not request.meta.get(meta.API):
-            return await self._inner.download_request(request)
+            return await self._fallback_handler().download_request(request)
         try:
             state = self._vault.current()
         except NoTokenLeft:
@@ -69,6 +79,14 @@ class TokenDownloadHandler(BaseDownloadHandler):
             scrub_exception(exc, self._vault.secrets)
             raise
 
+    def _fallback_handler(self) -> BaseDownloadHandler:
+        if self._fallback is None:
+            if not self._fallback_path:
+                raise NotSupported(f"no download handler for {self.scheme} requests")
+            handler_cls = load_object(self._fallback_path)
+            self._fallback = build_from_crawler(handler_cls, self.crawler)
+        return self._fallback
+
     async def _send(self, request: Request, url: str) -> Response:
         if self._takes_url:
             inner = cast("ApiHttpDownloadHandler", self._inner)
@@ -79,6 +97,20 @@ class TokenDownloadHandler(BaseDownloadHandler):
 
     async def close(self) -> None:
         await self._inner.close()
+        if self._fallback is not None:
+            await _close(self._fallback)
+
+
+class TokenHttpDownloadHandler(TokenDownloadHandler):
+    scheme = "http"
+
+
+class TokenHttpsDownloadHandler(TokenDownloadHandler):
+    scheme = "https"
+
+
+async def _close(handler: BaseDownloadHandler) -> None:
+    await ensure_awaitable(handler.close())
 
 
 def scrub_exception(exc: BaseException, secrets: tuple[str, ...]) -> None:

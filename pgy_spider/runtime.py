@@ -24,6 +24,7 @@ from pgy_spider import reasons
 from pgy_spider.budget import Budget, UnlimitedBudget
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
+from pgy_spider.failedlog import FailedNotes
 from pgy_spider.flight import InFlight
 from pgy_spider.paths import RunPaths
 from pgy_spider.pause import LocalRatePause, RatePause
@@ -65,9 +66,15 @@ class PgyRuntime:
         self._paths: RunPaths | None = None
         # (path, why) of the first output file that could not be written.
         self.output_error: tuple[str, str] | None = None
+        self.failed_notes = FailedNotes(
+            (lambda: self.paths.failed) if config and config.failed_path_given else None,
+            crawler.stats,
+            self.output_failed,
+        )
         if self.vault.secrets:
             self.vault.install_log_mask()
         crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.failed_notes.close, signal=signals.spider_closed)
 
     def _spider_opened(self) -> None:
         if self.problem is not None:

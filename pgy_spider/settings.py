@@ -27,13 +27,12 @@ DOWNLOAD_DELAY = 0
 # --- pgy-spider settings: every PGY_*/MONGO_* default, defined once (see README) ----
 from pgy_spider.default_settings import *  # noqa: E402, F403
 
-# The token is added by this handler at the moment of sending, and only there.
-DOWNLOAD_HANDLERS = {
-    "http": "pgy_spider.handler.TokenDownloadHandler",
-    "https": "pgy_spider.handler.TokenDownloadHandler",
-}
+# What API requests need (the token handler, the business-code middleware, note
+# validation, the API's settings): the same add-on another Scrapy project would use.
+ADDONS = {"pgy_spider.addon.PgyAddon": 100}
+
+# The rest is this project's own shaping, for speed and for its outputs.
 DOWNLOADER_MIDDLEWARES = {
-    "pgy_spider.middlewares.api.PgyApiMiddleware": 585,
     # The crawl is CPU-bound inside Scrapy at high concurrency and every middleware
     # costs each call: off with those that do nothing for a JSON API.
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
@@ -65,7 +64,6 @@ EXTENSIONS = {
 # No "Crawled"/"Scraped from" DEBUG records built per note unless LOG_LEVEL is DEBUG.
 LOG_FORMATTER = "pgy_spider.logformatter.QuietLogFormatter"
 ITEM_PIPELINES = {
-    "pgy_spider.pipelines.notes.NoteValidationPipeline": 100,
     "pgy_spider.pipelines.notes.NoteDedupPipeline": 200,
     "pgy_spider.pipelines.mongo.MongoPipeline": 300,
 }
@@ -95,9 +93,5 @@ FEED_EXPORTERS = {
     # An Excel workbook (XlsxWriter, constant memory); imported only when one is written.
     "xlsx": "pgy_spider.xlsxexport.XlsxItemExporter",
 }
-
-# With HTTPCACHE_ENABLED, only answers that settle a note (codes 0, 201) are cached:
-# a cached 301/302/303 would be replayed to its own retries.
-HTTPCACHE_POLICY = "pgy_spider.cachepolicy.ApiCachePolicy"
 
 LOG_LEVEL = "INFO"

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from pgy_spider import jobstate
 from pgy_spider.extensions.accounting import RunAccounting
-from pgy_spider.failures import DuplicateNote, FailureRecord, InvalidNoteResponse
+from pgy_spider.failures import DuplicateNote, FailureRecord
 from pgy_spider.seeds import Seed, SeedPos
 from tests.support.components import api_answer, note_request, project_crawler, runtime
 from tests.support.ids import make_note_id
@@ -100,7 +100,6 @@ def test_every_seed_in_one_place_and_a_balanced_summary(tmp_path: Path) -> None:
     ("exception", "reason", "bucket"),
     [
         (DuplicateNote("again"), None, "duplicates"),
-        (InvalidNoteResponse("bad data"), "invalid_response", "failed"),
         (DropItem("someone else's pipeline"), "dropped", "failed"),
     ],
 )

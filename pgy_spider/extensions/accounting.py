@@ -29,7 +29,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
 from pgy_spider import exitcodes, jobstate, meta, reasons, recovery
-from pgy_spider.failures import DuplicateNote, FailureRecord, InvalidNoteResponse
+from pgy_spider.failures import DuplicateNote, FailureRecord
 from pgy_spider.feeds import feeds_of
 from pgy_spider.jobstate import JobState, SeenJournal
 from pgy_spider.ledger import Ledger
@@ -314,12 +314,8 @@ class RunAccounting:
         if isinstance(exception, DuplicateNote):
             self.settle_duplicate(request_meta)
             return
-        reason = (
-            reasons.INVALID_RESPONSE
-            if isinstance(exception, InvalidNoteResponse)
-            else reasons.DROPPED
-        )
-        self.settle_failed(request_meta, failure_from_meta(request_meta, reason, str(exception)))
+        record = failure_from_meta(request_meta, reasons.DROPPED, str(exception))
+        self.settle_failed(request_meta, record)
 
     def _item_error(self, item: Any, response: Response, failure: Failure) -> None:
         request_meta = response.meta

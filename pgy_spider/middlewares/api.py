@@ -3,9 +3,11 @@
 Decisions come from the JSON body's ``code`` whatever the HTTP status; the HTTP
 status is used only when there is no JSON body. Retries are Scrapy's own
 ``get_retry_request()`` with our own budget; backoff and rate-limit pauses are
-waits before the *next* send, so no call is made sooner than it may be. The token
-vault and the rate-limit pause are the run's (:mod:`pgy_spider.runtime`): this
-middleware and the download handler share them without importing each other.
+waits before the *next* send, so no call is made sooner than it may be. A success is
+validated and normalised here (``response.meta["pgy_note"]``): a note that fails
+validation never reaches a callback or an output. The token vault and the rate-limit
+pause are the run's (:mod:`pgy_spider.runtime`): this middleware and the download
+handler share them without importing each other.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import random
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
@@ -25,17 +28,20 @@ from scrapy.exceptions import (
 )
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 
-from pgy_spider import meta
+from pgy_spider import api, meta, reasons
 from pgy_spider.api import (
     BILLED_CODES,
     FATAL_REASONS,
     RATE_LIMIT_CODE,
     Action,
+    Envelope,
     action_for,
     failure_reason,
     parse_envelope,
 )
 from pgy_spider.failures import FailureRecord, NoteFailed
+from pgy_spider.noterequest import note_item
+from pgy_spider.notes import InvalidNote, normalize_note
 from pgy_spider.runtime import runtime_of
 
 if TYPE_CHECKING:
@@ -72,6 +78,7 @@ class PgyApiMiddleware:
         self.pause = runtime.pause
         self.budget = runtime.budget
         self.in_flight = runtime.in_flight
+        self.base_url = config.base_url
         self.retry_times = config.retry_times
         self.backoff = config.retry_backoff
         self.backoff_max = config.retry_backoff_max
@@ -83,11 +90,14 @@ class PgyApiMiddleware:
 
     # -- before sending -------------------------------------------------------------
 
-    def process_request(self, request: Request) -> Coroutine[Any, Any, None] | None:
+    def process_request(self, request: Request) -> Coroutine[Any, Any, None] | Request | None:
         request_meta = request.meta
         if not request_meta.get(meta.API):
             return None
         self._check_may_send()
+        if not request.url.startswith(self.base_url):
+            # Built by note_request() for the default region: this run calls another base.
+            return request.replace(url=api.note_url(self.base_url, request_meta[meta.NOTE_ID]))
         wait = (
             max(self.pause.paused_until(), request_meta.get(meta.NOT_BEFORE, 0.0))
             - time.monotonic()
@@ -148,6 +158,7 @@ class PgyApiMiddleware:
         if action is Action.SUCCESS:
             self.pause.succeeded()
             request_meta[meta.ENVELOPE] = envelope
+            self._validate(request, envelope, attempts)
             return response
         if action is Action.RETRY:
             return self._retry_or_fail(
@@ -158,7 +169,9 @@ class PgyApiMiddleware:
         if action is Action.TOKEN_FATAL:
             return self._token_refused(request, code, fingerprint)
         # NOT_FOUND and FAIL: give up on this note at once, no retry.
-        raise _give_up(request, code, attempts, envelope.request_id, envelope.message)
+        raise self._report(
+            request, _give_up(request, code, attempts, envelope.request_id, envelope.message)
+        )
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
         if not request.meta.get(meta.API) or isinstance(exception, IgnoreRequest):
@@ -174,6 +187,55 @@ class PgyApiMiddleware:
             self.stats.inc_value("pgy/possibly_billed")
         self.budget.settle(billable=sent)
         return self._retry_or_fail(request, None, kind, attempts, None)
+
+    def _validate(self, request: Request, envelope: Envelope, attempts: int) -> None:
+        """The success's note, validated and normalised, in ``meta["pgy_note"]``."""
+        request_meta = request.meta
+        note_id = request_meta[meta.NOTE_ID]
+        data = api.note_data(envelope)
+        if data is None:
+            raise self._give_up(request, reasons.EMPTY_DATA, envelope, attempts, None)
+        try:
+            request_meta[meta.NOTE] = normalize_note(
+                data, requested_id=note_id, fetched_at=datetime.now(UTC)
+            )
+        except InvalidNote as exc:
+            raise self._give_up(
+                request, reasons.INVALID_RESPONSE, envelope, attempts, str(exc)
+            ) from None
+        if request_meta.get(meta.AS_ITEM):
+            # note_request() without a callback: the note is the item. Set now, once the
+            # answer is here (a queued request must stay plain data for disk queues).
+            request.callback = note_item
+
+    def _give_up(
+        self,
+        request: Request,
+        reason: str,
+        envelope: Envelope,
+        attempts: int,
+        message: str | None,
+    ) -> NoteFailed:
+        return self._report(
+            request,
+            NoteFailed(
+                FailureRecord(
+                    request.meta[meta.NOTE_ID],
+                    envelope.code,
+                    reason,
+                    attempts,
+                    envelope.request_id,
+                    message=message,
+                )
+            ),
+        )
+
+    def _report(self, request: Request, failed: NoteFailed) -> NoteFailed:
+        """A note given up on: the run's accounting records its own (``note_detail``);
+        another spider's is reported here, then goes to its errback if it has one."""
+        if meta.SEQ not in request.meta:
+            self.runtime.failed_notes.report(failed.record)
+        return failed
 
     # -- decisions ------------------------------------------------------------------------
 
@@ -196,7 +258,7 @@ class PgyApiMiddleware:
             logger=logger,
         )
         if retry is None:
-            raise _give_up(request, code, attempts, request_id, reason)
+            raise self._report(request, _give_up(request, code, attempts, request_id, reason))
         retry.meta.pop(meta.ENVELOPE, None)
         retry.meta[meta.NOT_BEFORE] = time.monotonic() + self._backoff(retry.meta["retry_times"])
         return retry
@@ -217,7 +279,9 @@ class PgyApiMiddleware:
         limited = request.meta.get(meta.RATE_LIMITED, 0) + 1
         if limited > self.rate_limit_retries:
             message = f"still rate limited after {limited - 1} tries"
-            raise _give_up(request, RATE_LIMIT_CODE, attempts, request_id, message)
+            raise self._report(
+                request, _give_up(request, RATE_LIMIT_CODE, attempts, request_id, message)
+            )
         # 302 has its own budget: it must not use up the retries meant for 301/500.
         retry = request.replace(dont_filter=True)
         retry.meta[meta.RATE_LIMITED] = limited

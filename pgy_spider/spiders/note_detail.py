@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import Request, Spider
 
-from pgy_spider import api, meta, reasons, seedurl, shaping
+from pgy_spider import meta, reasons, seedurl, shaping
 from pgy_spider.errors import ConfigError, StorageUnavailable
 from pgy_spider.extensions.accounting import RunAccounting, accounting_of
 from pgy_spider.failures import FailureRecord, NoteFailed
@@ -185,24 +185,11 @@ class NoteDetailSpider(Spider):
 
     # -- answers -> outcomes -----------------------------------------------------------------
 
-    def parse_note(self, response: Response) -> dict[str, Any] | None:
-        # A plain function, not a generator: Scrapy inspects the source of generator
-        # callbacks on every response (a return-value check), a measurable cost per note.
-        request_meta = response.meta
-        envelope = request_meta[meta.ENVELOPE]
-        item = api.note_item(request_meta[meta.NOTE_ID], envelope)
-        if item is None:
-            self._accounting.settle_failed(
-                request_meta,
-                FailureRecord(
-                    request_meta[meta.NOTE_ID],
-                    envelope.code,
-                    reasons.EMPTY_DATA,
-                    request_meta.get(meta.ATTEMPTS, 1),
-                    envelope.request_id,
-                ),
-            )
-        return item
+    def parse_note(self, response: Response) -> dict[str, Any]:
+        # The API middleware validated and normalised the note. A plain function, not a
+        # generator: Scrapy inspects the source of generator callbacks on every response.
+        note: dict[str, Any] = response.meta[meta.NOTE]
+        return note
 
     def on_error(self, failure: Failure) -> None:
         exc = failure.value

@@ -310,7 +310,7 @@ def copy_project(target: Path) -> Path:
     """What ``scrapyd-deploy`` needs from the checkout, plus what the egg must leave out."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "output")
     target.mkdir(parents=True)
-    for name in ("setup.py", "scrapy.cfg"):
+    for name in ("setup.py", "pyproject.toml", "README.md", "scrapy.cfg"):
         shutil.copy2(REPO / name, target / name)
     for name in ("pgy_spider", "tests", "bench"):
         if (REPO / name).is_dir():
