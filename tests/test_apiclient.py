@@ -270,6 +270,7 @@ class Servers:
     loop: ServerLoop
     http: Destination
     https: Destination
+    tls: ssl.SSLContext
 
     def dest(self, scheme: str) -> Destination:
         return self.https if scheme == "https" else self.http
@@ -283,7 +284,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(keys / "cert.pem", keys / "key.pem")
     loop = ServerLoop()
-    found = Servers(loop, Destination(), Destination(tls=tls))
+    found = Servers(loop, Destination(), Destination(tls=tls), tls)
     try:
         loop.run(found.http.start())
         loop.run(found.https.start())
@@ -306,6 +307,16 @@ def dest(servers: Servers) -> Iterator[Servers]:
 @pytest.fixture
 def proxy(servers: Servers) -> Iterator[AuthProxy]:
     found = servers.loop.run(AuthProxy(PROXY_USER, PROXY_PASSWORD).start())
+    try:
+        yield found
+    finally:
+        servers.loop.run(found.close())
+
+
+@pytest.fixture
+def tls_proxy(servers: Servers) -> Iterator[AuthProxy]:
+    """An HTTPS proxy (TLS between the client and the proxy) that requires a login."""
+    found = servers.loop.run(AuthProxy(PROXY_USER, PROXY_PASSWORD, tls=servers.tls).start())
     try:
         yield found
     finally:
@@ -392,7 +403,7 @@ def test_sends_the_request_headers_and_nothing_else(dest: Servers) -> None:
     assert response.status == 200
     [got] = dest.http.received
     # aiohttp adds only Host: no Accept */*, no Accept-Encoding, no Content-Length on a GET.
-    assert [k for k, _ in got.headers] == ["Host", "User-Agent"], got.headers
+    assert sorted(k for k, _ in got.headers) == ["Host", "User-Agent"], got.headers
     assert got.header("User-Agent") == ["pgy-test"]
 
 
@@ -472,7 +483,8 @@ def test_certificates_are_verified_only_when_asked(dest: Servers) -> None:
     # DOWNLOAD_VERIFY_CERTIFICATES goes through scrapy.utils.ssl._make_ssl_context (private):
     # this pins it. The API's own certificate is checked in production when it is set.
     exc = fail(Request(dest.https.url("/api")), DOWNLOAD_VERIFY_CERTIFICATES=True)
-    assert isinstance(exc, DownloadConnectionRefusedError | DownloadFailedError)
+    # a refused connection: the request (and the token in it) never left
+    assert isinstance(exc, DownloadConnectionRefusedError), exc
     assert "CERTIFICATE_VERIFY_FAILED" in str(exc)
     assert dest.https.received == []  # the request never left
     fetch(Request(dest.https.url("/api")), DOWNLOAD_VERIFY_CERTIFICATES=False)
@@ -767,7 +779,9 @@ def _assert_proxied(
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-@pytest.mark.parametrize("how", ["env", "meta", "meta-no-scheme", "meta-without-middleware"])
+@pytest.mark.parametrize(
+    "how", ["env", "meta", "meta-no-scheme", "meta-without-middleware", "no-scheme-no-middleware"]
+)
 def test_proxy_with_login(
     dest: Servers,
     proxy: AuthProxy,
@@ -784,6 +798,8 @@ def test_proxy_with_login(
         _through_proxy_middleware(request, monkeypatch, env)
     elif how == "meta-without-middleware":
         request.meta["proxy"] = with_login  # the handler alone keeps the login off the URL
+    elif how == "no-scheme-no-middleware":
+        request.meta["proxy"] = with_login.removeprefix("http://")
     else:
         if how == "meta-no-scheme":
             with_login = with_login.removeprefix("http://")
@@ -802,6 +818,24 @@ def test_proxy_with_login(
         [connect] = proxy.received
         texts = [connect.target, *(f"{k}: {v}" for k, v in connect.headers)]
         assert_no_secret(texts, secret_forms()[:2])
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_https_proxy_with_login(
+    dest: Servers,
+    tls_proxy: AuthProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    scheme: str,
+) -> None:
+    target = dest.dest(scheme)
+    request = Request(target.url("/api"))
+    env = {f"{scheme}_proxy": tls_proxy.url_with_login()}
+    _through_proxy_middleware(request, monkeypatch, env)
+    with caplog.at_level(logging.DEBUG):
+        assert fetch(request, url=with_token(request.url, TOKEN)).body == API_OK
+    _assert_proxied(tls_proxy, target, scheme)
+    assert_no_secret([caplog.text, *header_texts(target.received)])
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ class AuthProxy:
     user: str
     password: str
     host: str = "127.0.0.1"
+    tls: ssl.SSLContext | None = None  # an HTTPS proxy: TLS between the client and the proxy
     received: list[ProxyRecord] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
@@ -49,12 +51,17 @@ class AuthProxy:
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def url(self) -> str:
         """The proxy's URL without credentials."""
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def url_with_login(self, user: str | None = None, password: str | None = None) -> str:
-        return f"http://{user or self.user}:{password or self.password}@{self.host}:{self.port}"
+        login = f"{user or self.user}:{password or self.password}"
+        return f"{self.scheme}://{login}@{self.host}:{self.port}"
 
     @property
     def expected_authorization(self) -> str:
@@ -62,7 +69,7 @@ class AuthProxy:
         return "Basic " + base64.b64encode(pair).decode()
 
     async def start(self) -> AuthProxy:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -81,7 +88,12 @@ class AuthProxy:
         self._writers.add(writer)
         try:
             await self._handle(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ssl.SSLError,
+        ):
             pass
         finally:
             self._tasks.discard(task)
