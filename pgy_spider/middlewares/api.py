@@ -63,6 +63,9 @@ NEVER_SENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_DEFAULT_BASE = api.REGIONS[api.DEFAULT_REGION]
+
+
 class PgyApiMiddleware:
     """Business-code policy, retries with backoff, rate-limit pauses and fatal stops."""
 
@@ -79,6 +82,7 @@ class PgyApiMiddleware:
         self.budget = runtime.budget
         self.in_flight = runtime.in_flight
         self.base_url = config.base_url
+        self._rebase = config.base_url != _DEFAULT_BASE
         self.retry_times = config.retry_times
         self.backoff = config.retry_backoff
         self.backoff_max = config.retry_backoff_max
@@ -95,9 +99,9 @@ class PgyApiMiddleware:
         if not request_meta.get(meta.API):
             return None
         self._check_may_send()
-        if not request.url.startswith(self.base_url):
+        if self._rebase and request.url.startswith(_DEFAULT_BASE):
             # Built by note_request() for the default region: this run calls another base.
-            return request.replace(url=api.note_url(self.base_url, request_meta[meta.NOTE_ID]))
+            return request.replace(url=self.base_url + request.url[len(_DEFAULT_BASE) :])
         wait = (
             max(self.pause.paused_until(), request_meta.get(meta.NOT_BEFORE, 0.0))
             - time.monotonic()
@@ -191,7 +195,9 @@ class PgyApiMiddleware:
     def _validate(self, request: Request, envelope: Envelope, attempts: int) -> None:
         """The success's note, validated and normalised, in ``meta["pgy_note"]``."""
         request_meta = request.meta
-        note_id = request_meta[meta.NOTE_ID]
+        note_id = request_meta.get(meta.NOTE_ID)
+        if note_id is None:
+            return  # an API call not built as a note request: the answer goes on as it is
         data = api.note_data(envelope)
         if data is None:
             raise self._give_up(request, reasons.EMPTY_DATA, envelope, attempts, None)
