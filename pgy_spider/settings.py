@@ -23,6 +23,9 @@ REMOTE_CONTROL_ENABLED = False
 CONCURRENT_REQUESTS = 16
 DOWNLOAD_TIMEOUT = 60
 DOWNLOAD_DELAY = 0
+# The token travels in the URL: check the API's (and an HTTPS proxy's) certificate, so a
+# TLS-inspecting middlebox cannot read it unnoticed. Scrapy's default is not to.
+DOWNLOAD_VERIFY_CERTIFICATES = True
 
 # --- pgy-spider settings: every PGY_*/MONGO_* default, defined once (see README) ----
 from pgy_spider.default_settings import *  # noqa: E402, F403

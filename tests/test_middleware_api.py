@@ -308,3 +308,32 @@ def test_nothing_is_sent_once_the_crawl_is_stopping() -> None:
     crawler.crawling = False  # Ctrl-C / SIGTERM
     with pytest.raises(meta.PendingRequest):
         mw.process_request(note_request(NOTE))
+
+
+def test_a_too_large_answer_fails_at_once_and_may_have_been_billed() -> None:
+    from scrapy.exceptions import DownloadCancelledError
+
+    mw, crawler = _middleware(PGY_RETRY_TIMES=5)
+    request = note_request(NOTE)
+    with pytest.raises(NoteFailed) as info:
+        mw.process_exception(request, DownloadCancelledError("answer over DOWNLOAD_MAXSIZE"))
+    assert info.value.record.reason == "transport_error"
+    assert "DOWNLOAD_MAXSIZE" in (info.value.record.message or "")
+    assert _stat(crawler, "pgy/possibly_billed") == 1
+    assert _stat(crawler, "pgy/retry/count") is None  # no paid retry of an answer as large
+
+
+def test_an_unsupported_proxy_scheme_was_never_sent() -> None:
+    from scrapy.exceptions import UnsupportedURLSchemeError
+
+    mw, crawler = _middleware(PGY_RETRY_TIMES=1)
+    retry = mw.process_exception(note_request(NOTE), UnsupportedURLSchemeError("socks5"))
+    assert retry is not None
+    assert _stat(crawler, "pgy/possibly_billed") is None
+
+
+def test_a_download_stopped_on_purpose_is_left_to_scrapy() -> None:
+    from scrapy.exceptions import StopDownload
+
+    mw, _ = _middleware()
+    assert mw.process_exception(note_request(NOTE), StopDownload(fail=True)) is None

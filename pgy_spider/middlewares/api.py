@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DownloadCancelledError,
     DownloadConnectionRefusedError,
     IgnoreRequest,
     NotConfigured,
+    StopDownload,
+    UnsupportedURLSchemeError,
 )
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 
@@ -59,8 +62,12 @@ NEVER_SENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionRefusedError,
     DNSLookupError,
     CannotResolveHostError,
-    DownloadConnectionRefusedError,
+    DownloadConnectionRefusedError,  # also a proxy that refused the tunnel
+    UnsupportedURLSchemeError,  # e.g. a socks5:// proxy: nothing was sent
 )
+# The answer came and was too large (DOWNLOAD_MAXSIZE): it may have been billed, and it
+# would be as large again, so the note fails at once instead of paying for retries.
+NOT_RETRIED_ERRORS: tuple[type[BaseException], ...] = (DownloadCancelledError,)
 
 
 _DEFAULT_BASE = api.REGIONS[api.DEFAULT_REGION]
@@ -178,8 +185,8 @@ class PgyApiMiddleware:
         )
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
-        if not request.meta.get(meta.API) or isinstance(exception, IgnoreRequest):
-            return None
+        if not request.meta.get(meta.API) or isinstance(exception, IgnoreRequest | StopDownload):
+            return None  # StopDownload: someone's signal handler stopped it on purpose
         attempts = request.meta.get(meta.ATTEMPTS, 0) + 1
         request.meta[meta.ATTEMPTS] = attempts
         self.in_flight.give_back(request.meta)
@@ -190,6 +197,8 @@ class PgyApiMiddleware:
             # A timeout or a dropped connection may still have been billed upstream.
             self.stats.inc_value("pgy/possibly_billed")
         self.budget.settle(billable=sent)
+        if isinstance(exception, NOT_RETRIED_ERRORS):
+            raise self._report(request, _give_up(request, None, attempts, None, str(exception)))
         return self._retry_or_fail(request, None, kind, attempts, None)
 
     def _validate(self, request: Request, envelope: Envelope, attempts: int) -> None:
