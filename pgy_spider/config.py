@@ -59,6 +59,7 @@ class PgyConfig:
     rate_limit_delay: float
     rate_limit_max_delay: float
     rate_limit_retries: int
+    max_billed_calls: int  # 0 = no cap
     failed_path: str  # templates: %(name)s, %(time)s, %(job)s
     summary_path: str
     feed_uri: str
@@ -87,6 +88,7 @@ class PgyConfig:
             rate_limit_delay=read.number("PGY_RATE_LIMIT_DELAY", float),
             rate_limit_max_delay=read.number("PGY_RATE_LIMIT_MAX_DELAY", float),
             rate_limit_retries=read.number("PGY_RATE_LIMIT_RETRIES", int),
+            max_billed_calls=read.number("PGY_MAX_BILLED_CALLS", int),
             failed_path=read.path("PGY_FAILED_PATH"),
             summary_path=read.path("PGY_SUMMARY_PATH"),
             feed_uri=read.path("PGY_FEED_URI"),
