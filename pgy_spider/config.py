@@ -59,6 +59,7 @@ class PgyConfig:
     rate_limit_delay: float
     rate_limit_max_delay: float
     rate_limit_retries: int
+    max_billed_calls: int  # 0 = no cap
     failed_path: str  # templates: %(name)s, %(time)s, %(job)s
     failed_path_given: bool  # set by the project (another project's failed notes go there)
     summary_path: str
@@ -88,6 +89,7 @@ class PgyConfig:
             rate_limit_delay=read.number("PGY_RATE_LIMIT_DELAY", float),
             rate_limit_max_delay=read.number("PGY_RATE_LIMIT_MAX_DELAY", float),
             rate_limit_retries=read.number("PGY_RATE_LIMIT_RETRIES", int),
+            max_billed_calls=read.number("PGY_MAX_BILLED_CALLS", int),
             failed_path=read.path("PGY_FAILED_PATH"),
             failed_path_given=settings.get("PGY_FAILED_PATH") is not None,
             summary_path=read.path("PGY_SUMMARY_PATH"),

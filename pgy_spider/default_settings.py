@@ -17,6 +17,7 @@ PGY_RETRY_BACKOFF_MAX = 60.0
 PGY_RATE_LIMIT_DELAY = 5.0
 PGY_RATE_LIMIT_MAX_DELAY = 60.0
 PGY_RATE_LIMIT_RETRIES = 30
+PGY_MAX_BILLED_CALLS = 0  # billable answers a job may receive; 0 = no cap
 PGY_FAILED_PATH = "output/failed.jsonl"
 PGY_SUMMARY_PATH = "output/summary.json"
 PGY_FEED_URI = "output/notes.jsonl"

@@ -13,7 +13,7 @@ from pgy_spider import reasons
 OK: Final = 0  # the run finished (individual failures are in the failed file)
 ERROR: Final = 1  # an unexpected internal error
 USAGE: Final = 2  # a user error, before any call
-API_STOP: Final = 3  # a fatal API stop: resume with JOBDIR
+API_STOP: Final = 3  # a fatal API stop or the budget spent: resume with JOBDIR
 INTERRUPTED: Final = 4  # SIGINT/SIGTERM: resume with JOBDIR
 STORAGE: Final = 5  # notes not stored where they should be (spilled, lost, an output failed)
 
@@ -24,7 +24,7 @@ def exit_code_for(reason: str, *, storage_failed: bool = False) -> int:
         return STORAGE
     if reason == reasons.FINISHED:
         return OK
-    if reason in reasons.TOKEN_CLOSE_REASONS:
+    if reason in reasons.API_STOP_REASONS:
         return API_STOP
     if reason == reasons.SHUTDOWN:
         return INTERRUPTED

@@ -12,16 +12,17 @@ vault, the budget and the places are the run's (:mod:`pgy_spider.runtime`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy.core.downloader.handlers.base import BaseDownloadHandler
 from scrapy.exceptions import NotSupported
 from scrapy.utils.defer import ensure_awaitable
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from pgy_spider import default_settings, meta
+from pgy_spider import default_settings, meta, reasons
 from pgy_spider.api import mask_secrets, with_token
 from pgy_spider.apiclient import ApiHttpDownloadHandler
+from pgy_spider.budget import BudgetStateError, spent_message
 from pgy_spider.runtime import runtime_of
 from pgy_spider.vault import NoTokenLeft
 
@@ -54,6 +55,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
             # a paid call the crawl never sees or counts. Every retry is ours to decide.
             pool.retryAutomatically = False
         self._vault = runtime.vault
+        self._runtime = runtime
         self._budget = runtime.budget
         self._in_flight = runtime.in_flight
         self._stats = crawler.stats
@@ -68,9 +70,8 @@ class TokenDownloadHandler(BaseDownloadHandler):
             state = self._vault.current()
         except NoTokenLeft:
             raise meta.PendingRequest("no usable token left") from None
-        if not await self._budget.reserve():
-            raise meta.PendingRequest("the budget is spent")
         await self._in_flight.take(request.meta)
+        await self._reserve(request.meta)
         request.meta[meta.TOKEN_FP] = state.fingerprint
         self._stats.inc_value("pgy/requests_sent")  # counted where it really leaves
         try:
@@ -86,6 +87,27 @@ class TokenDownloadHandler(BaseDownloadHandler):
             handler_cls = load_object(self._fallback_path)
             self._fallback = build_from_crawler(handler_cls, self.crawler)
         return self._fallback
+
+    async def _reserve(self, request_meta: dict[str, Any]) -> None:
+        """One unit of the budget, taken last before sending: a check any earlier would
+        let every request Scrapy dispatches at once through. Refused: the note stays
+        pending, and a spent budget stops the crawl."""
+        runtime = self._runtime
+        try:
+            reserved = await self._budget.reserve()
+        except BudgetStateError as exc:
+            self._in_flight.give_back(request_meta)
+            runtime.output_failed(exc.path, exc.cause)
+            raise meta.PendingRequest("the budget state cannot be written") from None
+        if reserved and not runtime.stopping:
+            return
+        if reserved:  # a stop came while it waited (for a place or a unit)
+            self._budget.settle(billable=False)
+        elif self._budget.exhausted and not runtime.stopping:
+            resumable = bool(runtime.config and runtime.config.jobdir)
+            runtime.stop(reasons.BUDGET_EXHAUSTED, spent_message(self._budget, resumable=resumable))
+        self._in_flight.give_back(request_meta)
+        raise meta.PendingRequest("the budget is spent" if not reserved else "stopping")
 
     async def _send(self, request: Request, url: str) -> Response:
         if self._takes_url:

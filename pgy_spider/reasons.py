@@ -43,6 +43,11 @@ TOKEN_CLOSE_REASONS: Final = frozenset(
     {INVALID_TOKEN, QUOTA_EXCEEDED, PERMISSION_DENIED, INSUFFICIENT_BALANCE, SPENDING_CAP}
 )
 
+# PGY_MAX_BILLED_CALLS: the job has received as many billable answers as it may.
+BUDGET_EXHAUSTED: Final = "pgy_budget_exhausted"
+# Stops that leave undone notes pending, to be resumed (exit status 3).
+API_STOP_REASONS: Final = TOKEN_CLOSE_REASONS | {BUDGET_EXHAUSTED}
+
 SEED_ERROR: Final = "pgy_seed_error"  # a seed source failed mid-run (ids_url, a changed file)
 STORAGE_ERROR: Final = "pgy_storage_error"  # storage lost while checking freshness
 OUTPUT_ERROR: Final = "pgy_output_error"  # an output file (feed, failed file, state) failed

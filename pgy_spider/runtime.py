@@ -21,7 +21,7 @@ from scrapy import signals
 from scrapy.utils.defer import deferred_from_coro
 
 from pgy_spider import reasons
-from pgy_spider.budget import Budget, UnlimitedBudget
+from pgy_spider.budget import Budget, LocalBudget, job_budget
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
 from pgy_spider.failedlog import FailedNotes
@@ -57,7 +57,12 @@ class PgyRuntime:
             config.rate_limit_delay if config else 0.0,
             config.rate_limit_max_delay if config else 0.0,
         )
-        self.budget: Budget = UnlimitedBudget()
+        self.budget: Budget = LocalBudget(0)
+        if config is not None:
+            try:
+                self.budget = job_budget(config)  # PGY_MAX_BILLED_CALLS, durable with JOBDIR
+            except ConfigError as exc:  # an unreadable budget state: as a wrong setting
+                self.config, self.problem = None, str(exc)
         self.in_flight = InFlight(config.concurrent_requests if config else 1)
         self.stores: list[NoteStore] = []
         self.stop_reason: str | None = None

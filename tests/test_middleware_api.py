@@ -171,23 +171,22 @@ def test_302_pauses_every_call_and_retries_on_its_own_budget() -> None:
 
 
 def test_each_new_burst_of_302_pauses_twice_as_long_until_a_success() -> None:
-    mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=0.001, PGY_RATE_LIMIT_MAX_DELAY=0.004)
+    mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=5, PGY_RATE_LIMIT_MAX_DELAY=12)
     pause = runtime(crawler).pause
-    lengths = []
-    for _ in range(4):
-        time.sleep(0.005)  # past the previous pause: a new burst
+    now = [1000.0]
+    pause._clock = lambda: now[0]  # the pause's own clock: no sleeping in a test
+
+    def burst() -> float:
+        now[0] = pause.paused_until() + 1  # past the previous pause: a new burst
         request = note_request(NOTE)
-        start = time.monotonic()
         resolve(mw.process_response(request, api_answer(request, 302)))
-        lengths.append(pause.paused_until() - start)
-    assert lengths[0] < lengths[1] < lengths[2] and lengths[3] <= 0.0045
+        return pause.paused_until() - now[0]
+
+    assert [burst() for _ in range(4)] == [5, 10, 12, 12]
     request = note_request(NOTE)
     mw.process_response(request, api_answer(request, 0, data={"noteId": NOTE}))
-    time.sleep(0.005)
-    request = note_request(NOTE)
-    start = time.monotonic()
-    resolve(mw.process_response(request, api_answer(request, 302)))
-    assert pause.paused_until() - start < lengths[1]  # back to the first delay
+    assert burst() == 5  # a success: back to the first delay
+    assert _stat(crawler, "pgy/rate_limit_pauses") == 5
 
 
 def test_302_beyond_its_budget_fails_the_note() -> None:

@@ -355,6 +355,48 @@ def test_latency_applies_to_api_calls_only_and_concurrency_is_tracked(sim: Simul
     assert time.monotonic() - started < 0.2
 
 
+def test_latency_jitter_spreads_the_answer_times(sim: SimulatorClient):
+    sim.configure(latency_ms=100, latency_jitter_ms=300)
+
+    def timed(i: int) -> float:
+        started = time.monotonic()
+        assert code_of(sim, make_note_id(i)) == 0
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(12) as pool:
+        durations = list(pool.map(timed, range(12)))
+    assert min(durations) >= 0.1  # never sooner than latency_ms
+    # Twelve uniform draws over 300 ms: answers come back spread out, not in lockstep.
+    assert max(durations) - min(durations) >= 0.05, durations
+
+
+def test_latency_jitter_draws_leave_the_seeded_fault_draws_alone():
+    from pgy_spider.simulator import Simulator
+
+    plain = Simulator({"rate_301": 0.5, "seed": 7})
+    jittered = Simulator({"rate_301": 0.5, "seed": 7, "latency_jitter_ms": 50})
+    codes: tuple[list[int], list[int]] = ([], [])
+    delays = []
+    for i in range(40):
+        delays.append(jittered.latency())
+        assert plain.latency() == 0.0
+        for sim, out in zip((plain, jittered), codes, strict=True):
+            out.append(_code_in(sim.answer("demo-token", make_note_id(i)).body))
+    assert codes[0] == codes[1] and set(codes[0]) == {0, 301}
+    assert all(0.0 <= d <= 0.05 for d in delays) and len(set(delays)) == len(delays)
+
+
+def _code_in(body: bytes) -> int:
+    code: int = json.loads(body)["code"]
+    return code
+
+
+def test_latency_jitter_is_validated(sim: SimulatorClient):
+    with pytest.raises(ValueError, match="latency_jitter_ms"):
+        sim.configure(latency_jitter_ms=-1)
+    assert sim.configure(latency_jitter_ms=25)["latency_jitter_ms"] == 25.0
+
+
 def test_seeds_dir_is_served(sim: SimulatorClient):
     (sim.seeds_dir / "batch").mkdir(exist_ok=True)
     (sim.seeds_dir / "batch" / "ids.txt").write_text(f"{NOTE}\n{OTHER}\n", encoding="utf-8")

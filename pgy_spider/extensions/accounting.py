@@ -29,6 +29,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
 from pgy_spider import exitcodes, jobstate, meta, reasons, recovery
+from pgy_spider.budget import BudgetStateError
 from pgy_spider.failures import DuplicateNote, FailureRecord
 from pgy_spider.feeds import feeds_of
 from pgy_spider.jobstate import JobState, SeenJournal
@@ -174,6 +175,8 @@ class RunAccounting:
                 self._journal.sync()
             paths = [*self._durable_paths, self.paths.failed]
             self.state.outputs = {path: recovery.file_size(path) for path in paths}
+            # For the record: the budget resumes from its own mark, never below this.
+            self.state.spent = self._runtime.budget.spent
             jobstate.save(self.jobdir, self.state, records, durable=durable)
         except OSError as exc:
             self._runtime.output_failed(state_file, exc)
@@ -337,6 +340,7 @@ class RunAccounting:
     def _spider_closed(self, spider: Spider, reason: str) -> None:
         if self._checkpoints is not None and self._checkpoints.running:
             self._checkpoints.stop()
+        self._close_budget()
         # A named stop (fatal code, seed error) wins over the "finished" Scrapy may also send.
         reason = self._runtime.stop_reason or reason
         ledger = self.ledger
@@ -350,6 +354,9 @@ class RunAccounting:
                     stats.set_value(f"pgy/{key.removesuffix('_by_reason')}/{why}", count)
             else:
                 stats.set_value(f"pgy/{key}", value)
+        budget = self._runtime.budget
+        stats.set_value("pgy/billed", budget.spent)
+        stats.set_value("pgy/budget", budget.limit)
         self.checkpoint(durable=True)
         self.close_files()
         outcomes = self._runtime.storage_outcomes()
@@ -373,6 +380,13 @@ class RunAccounting:
             counts["pending"],
             self.paths.summary,
         )
+
+    def _close_budget(self) -> None:
+        """The run's calls are over: the budget records exactly what the job spent."""
+        try:
+            self._runtime.budget.close()
+        except BudgetStateError as exc:
+            self._runtime.output_failed(exc.path, exc.cause)
 
     def close_files(self) -> None:
         self.failed_file.close()
@@ -407,6 +421,8 @@ class RunAccounting:
             "calls_by_code": _prefixed(stats, "pgy/code/"),
             "retries": stats.get("pgy/retry/count", 0),
             "possibly_billed": stats.get("pgy/possibly_billed", 0),
+            "billed": self._runtime.budget.spent,
+            "budget": self._runtime.budget.limit,
             "tokens": self._runtime.vault.report(),
             "failed_path": self.paths.failed,
             "mongo_spill_path": spill,

@@ -22,6 +22,7 @@ BUSINESS_RATES = {
 DEFAULT_CONFIG: dict[str, Any] = {
     "tokens": ["demo-token"],
     "latency_ms": 0.0,
+    "latency_jitter_ms": 0.0,  # each call waits latency_ms plus up to this much more
     "seed": 0,
     "quota": None,
     "balance": None,
@@ -136,6 +137,7 @@ def _lower_note_codes(key: str, value: Any) -> dict[str, int]:
 VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "tokens": _str_list,
     "latency_ms": _number,
+    "latency_jitter_ms": _number,
     "seed": _seed,
     "quota": _optional_int,
     "balance": _optional_int,

@@ -148,6 +148,8 @@ class Simulator:
         self._fail_first_seen: Counter[str] = Counter()
         self._burst_left: int = self.config["burst_302"]
         self._faults = random.Random(self.config["seed"])
+        # Latency jitter must not consume the seeded fault draws: its own generator.
+        self._jitter = random.Random()
         self._stamps = Stamps()
 
     def configure(self, update: Any) -> None:
@@ -160,6 +162,14 @@ class Simulator:
             self._faults.seed(clean["seed"])
 
     # -- per-call entry points (called by the aiohttp handler) --
+
+    def latency(self) -> float:
+        """Seconds this call waits before it is answered: ``latency_ms`` plus a uniform
+        draw in ``[0, latency_jitter_ms]``, so that answers come back out of order."""
+        plan = self.plan
+        if plan.jitter:
+            return plan.latency + self._jitter.random() * plan.jitter
+        return plan.latency
 
     def draw_http_fault(self) -> str | None:
         table = self.plan.http_faults

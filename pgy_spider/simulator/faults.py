@@ -17,6 +17,7 @@ class Plan:
 
     tokens: frozenset[str]
     latency: float
+    jitter: float  # seconds: the most a call's latency varies on top of ``latency``
     slow_seconds: float
     denied: frozenset[str]
     token_codes: dict[str, int]
@@ -41,6 +42,7 @@ class Plan:
         return cls(
             tokens=frozenset(cfg["tokens"]),
             latency=cfg["latency_ms"] / 1000.0,
+            jitter=cfg["latency_jitter_ms"] / 1000.0,
             slow_seconds=cfg["slow_seconds"],
             denied=frozenset(cfg["permission_denied_tokens"]),
             token_codes=dict(cfg["token_codes"]),

@@ -51,8 +51,9 @@ async def api_handler(request: web.Request) -> web.Response:
     sim.in_flight += 1
     sim.stats.max_concurrency = max(sim.stats.max_concurrency, sim.in_flight)
     try:
-        if sim.plan.latency:
-            await asyncio.sleep(sim.plan.latency)
+        delay = sim.latency()
+        if delay:
+            await asyncio.sleep(delay)
         query = request.query
         token = query.get("token", "")
         note_id = query.get("noteId", "")
