@@ -13,6 +13,7 @@ shared interface (:mod:`pgy_spider.vault`, :mod:`pgy_spider.pause`,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -71,6 +72,10 @@ class PgyRuntime:
         self._paths: RunPaths | None = None
         # (path, why) of the first output file that could not be written.
         self.output_error: tuple[str, str] | None = None
+        # A resumable job with no local feed that survives a kill: the note store is what
+        # tells a resumed job which notes were written (set by the run's accounting).
+        self.store_is_truth = False
+        self._stored_listener: Callable[[list[str], list[str]], None] | None = None
         self.failed_notes = FailedNotes(
             (lambda: self.paths.failed) if config and config.failed_path_given else None,
             crawler.stats,
@@ -154,6 +159,15 @@ class PgyRuntime:
 
     def register_store(self, store: NoteStore) -> None:
         self.stores.append(store)
+
+    def on_notes_stored(self, listener: Callable[[list[str], list[str]], None]) -> None:
+        """``listener(stored, lost)`` is told of every batch a note store wrote."""
+        self._stored_listener = listener
+
+    def notes_stored(self, stored: list[str], lost: list[str]) -> None:
+        """A note store wrote a batch: ``stored`` are durable, ``lost`` are not."""
+        if self._stored_listener is not None:
+            self._stored_listener(stored, lost)
 
     def freshness(self) -> FreshnessSource | None:
         """The store that knows which notes need no new fetch, if one does."""

@@ -357,3 +357,38 @@ def test_a_run_without_jobdir_says_at_start_that_it_cannot_resume(
     line = next(line for line in result.stderr.splitlines() if "not resumable" in line)
     assert "-s JOBDIR=" in line
     assert result.stderr.index("not resumable") < result.stderr.index("Spider opened")
+
+
+# -- MongoDB as the durable truth (no local feed that survives a kill) ------------------------
+
+
+@pytest.mark.mongo
+def test_with_mongodb_as_the_truth_a_kill_costs_no_second_payment(
+    tmp_path: Path, sim: SimulatorClient, mongo_db: Any, mongo_database: Any
+) -> None:
+    expected = _seed_file(tmp_path / "seeds.txt", 200, not_found=4)
+    args = ("-a", "ids_file=seeds.txt", "-o", "notes.xml")  # not line by line: no truth
+    settings = _settings(
+        MONGO_URI=mongo_db.uri,
+        MONGO_DATABASE=mongo_db.name,
+        PGY_REFRESH_HOURS=0,  # no freshness shortcut: the resume alone must avoid re-paying
+        PGY_MONGO_FLUSH_SECONDS=0.2,
+    )
+    sim.configure(latency_ms=20)
+    proc = start_crawl(tmp_path, *args, sim_url=sim.url, settings=settings)
+    _wait_for(sim, lambda s: s["calls"] >= 90, proc)
+    _kill(proc, tmp_path)
+    stored_before = mongo_database["notes"].count_documents({})
+    assert stored_before > 0
+    sim.configure(latency_ms=0)
+    final = run_crawl(tmp_path, *args, sim_url=sim.url, settings=settings)
+    assert final.returncode == 0, final
+    s = final.summary
+    assert s["balanced"] is True and s["resumed"] is True and s["pending"] == 0
+    assert s["notes_written"] == expected["notes"] and s["seeds_read"] == expected["seeds"]
+    stored = {d["_id"] for d in mongo_database["notes"].find({}, {"_id": 1})}
+    assert stored == {make_note_id(i) for i in range(expected["notes"])}
+    stats = sim.stats()
+    distinct = expected["notes"] + expected["not_found"]
+    assert stats["billed"] <= distinct + CONCURRENCY, stats["billed"]
+    assert (tmp_path / "job" / "pgy-stored.jsonl").stat().st_size > 0

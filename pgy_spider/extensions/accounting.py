@@ -22,8 +22,9 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import orjson
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
@@ -35,6 +36,7 @@ from pgy_spider.feeds import feeds_of
 from pgy_spider.jobstate import JobState, SeenJournal
 from pgy_spider.ledger import Ledger
 from pgy_spider.noteid import note_id_to_int
+from pgy_spider.outputfile import open_output
 from pgy_spider.outputs import FailedFile, write_summary
 from pgy_spider.runtime import runtime_of
 
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from pgy_spider.seeds import Seed
 
 logger = logging.getLogger(__name__)
+
+# With MongoDB as the truth: the IDs of the notes stored, one JSON line each (in JOBDIR).
+STORED_LOG = "pgy-stored.jsonl"
 
 
 class RunAccounting:
@@ -72,6 +77,17 @@ class RunAccounting:
         self.ledger.sessions += 1
         feeds = feeds_of(crawler.settings.getdict("FEEDS"), self.paths.params)
         self._durable_paths = [f.path for f in feeds if f.durable and f.path]
+        # A JOBDIR job whose feeds a kill would lose, with MongoDB on: the store is the
+        # truth. A note then counts as written once MongoDB (or the spill file) has it, and
+        # its ID is logged in JOBDIR, the file a resumed job reads back like a feed.
+        self._store_truth = bool(self.jobdir) and not self._durable_paths and bool(config.mongo)
+        runtime.store_is_truth = self._store_truth
+        self._awaiting_store: dict[str, dict[str, Any]] = {}
+        self._stored_log: IO[bytes] | None = None
+        if self._store_truth:
+            assert self.jobdir is not None
+            self._durable_paths.append(str(Path(self.jobdir, STORED_LOG)))
+            runtime.on_notes_stored(self._notes_stored)
         # Notes the outputs show as settled but the counts do not count yet (written after
         # the checkpoint a killed session resumed from): settled from there, not
         # requested, when their seed comes round. Kept in every checkpoint until then.
@@ -115,6 +131,12 @@ class RunAccounting:
         else:
             records = len(self.ledger.seen) if self.resumed else 0
         self._journal = SeenJournal(self.jobdir, records)
+        if self._store_truth:
+            self._stored_log = open_output(
+                Path(self.jobdir, STORED_LOG),
+                "ab" if self.resumed else "wb",
+                on_error=self._runtime.output_failed,
+            )
         if not self.resumed:
             # A new job: files it will replace are emptied now, so that the lengths a
             # checkpoint records are this job's (the feed opens only at the first note).
@@ -307,8 +329,28 @@ class RunAccounting:
         self._in_flight.give_back(request_meta)
 
     def _item_scraped(self, item: Any, response: Response) -> None:
-        if meta.SEQ in response.meta:
-            self.settle_written(response.meta)
+        request_meta = response.meta
+        if meta.SEQ not in request_meta:
+            return
+        if self._store_truth:
+            # Written when the note store has it (_notes_stored), not when exported.
+            self._awaiting_store[request_meta[meta.NOTE_ID]] = request_meta
+            return
+        self.settle_written(request_meta)
+
+    def _notes_stored(self, stored: list[str], lost: list[str]) -> None:
+        log = self._stored_log
+        for note_id in stored:
+            request_meta = self._awaiting_store.pop(note_id, None)
+            if request_meta is None:
+                continue
+            if log is not None:
+                log.write(orjson.dumps({"noteId": note_id}) + b"\n")
+            self.settle_written(request_meta)
+        for note_id in lost:
+            request_meta = self._awaiting_store.pop(note_id, None)
+            if request_meta is not None:
+                self.unsettled(request_meta)  # neither stored nor spilled: stays pending
 
     def _item_dropped(self, item: Any, response: Response, exception: BaseException) -> None:
         request_meta = response.meta
@@ -390,6 +432,8 @@ class RunAccounting:
 
     def close_files(self) -> None:
         self.failed_file.close()
+        if self._stored_log is not None:
+            self._stored_log.close()
         if self._journal is not None:
             try:
                 self._journal.close()

@@ -86,10 +86,16 @@ class MongoPipeline:
         self.collection_name = config.collection
         self.refresh_hours = config.refresh_hours
         self.batch_size = config.batch_size
+        if runtime.store_is_truth:
+            # A resumable job with no local feed: a note counts once it is stored here, and
+            # holds its place in flight until then (see pgy_spider/flight.py), so batches
+            # are never larger than the calls that may be in flight.
+            self.batch_size = min(self.batch_size, runtime.in_flight.limit)
         self.flush_seconds = config.flush_seconds
         self.retries = config.retries
         self.retry_backoff = config.retry_backoff
         self.spill_path = Path(runtime.paths.spill)
+        self._runtime = runtime
 
         self.stats: StatsCollector = crawler.stats
         self._client: MongoClient[mongo.Doc] | None = None
@@ -256,15 +262,26 @@ class MongoPipeline:
         self._cancel_age_timer()
         future = self._loop.run_in_executor(self._writer, self._write, batch)
         self._pending.add(future)
-        future.add_done_callback(self._on_batch_done)
+        note_ids = [item["noteId"] for item in batch]
+        future.add_done_callback(lambda done: self._on_batch_done(done, note_ids))
         self._room.set()
         return True
 
-    def _on_batch_done(self, future: asyncio.Future[mongo.BatchResult]) -> None:
+    def _on_batch_done(
+        self, future: asyncio.Future[mongo.BatchResult], note_ids: list[str]
+    ) -> None:
         self._pending.discard(future)
         if future.cancelled():
             return
-        self._record(future.result())  # _write catches everything: it never raises here
+        result = future.result()  # _write catches everything: it never raises here
+        self._record(result)
+        # Stored, skipped as older, or spilled (the spill file is fsynced): durable. Lost:
+        # neither stored nor spilled.
+        lost = set(result.failed_items) if result.lost else set()
+        self._runtime.notes_stored(
+            [note for index, note in enumerate(note_ids) if index not in lost],
+            [note_ids[index] for index in sorted(lost)],
+        )
         if self._buffer and (self._buffer_due or len(self._buffer) >= self.batch_size):
             self._submit()
 
