@@ -30,7 +30,3 @@ class InFlight:
         """The call needs its place no more (idempotent)."""
         if request_meta.pop(meta.IN_FLIGHT, False):
             self._places.release()
-
-    @property
-    def taken(self) -> int:
-        return self.limit - self._places._value  # for tests and progress: no public count
