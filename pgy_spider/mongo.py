@@ -223,6 +223,35 @@ def ensure_indexes(db: Database[Doc], notes_collection: str) -> list[str]:
     return ensured
 
 
+# The client timeouts of every writer (the crawl's pipeline, the spill replay): a dead
+# server costs 5 s; a command (a 25-op bulk write, a find_fresh query) unanswered for
+# 60 s counts as failed, so a hung server ends in a spill, not a hung crawl; building an
+# index on a large existing collection can take minutes the first time.
+CONNECT_TIMEOUT_S = 5.0
+COMMAND_TIMEOUT_S = 60.0
+INDEX_TIMEOUT_S = 600.0
+
+
+def open_for_writes(
+    uri: str, database: str, notes_collection: str, *, fix: str = CRAWL_UNREACHABLE_FIX
+) -> MongoClient[Doc]:
+    """A client for the writes, once the server answered a ping and has the indexes.
+
+    Raises :class:`MongoUnavailable` (one line, password masked, ending with *fix*).
+    """
+    check_reachable(uri, CONNECT_TIMEOUT_S, fix=fix)
+    index_client = connect(uri, CONNECT_TIMEOUT_S, INDEX_TIMEOUT_S)
+    try:
+        ensure_indexes(index_client[database], notes_collection)
+    except PyMongoError as exc:
+        raise MongoUnavailable(
+            f"MongoDB at {mask_uri(uri)}: cannot create indexes: {short_error(exc, uri)}"
+        ) from None
+    finally:
+        index_client.close()
+    return connect(uri, CONNECT_TIMEOUT_S, COMMAND_TIMEOUT_S)
+
+
 # -- freshness ------------------------------------------------------------------
 
 

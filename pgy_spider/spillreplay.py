@@ -23,18 +23,12 @@ from typing import IO, Any, Protocol, TextIO
 import orjson
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
 
 from pgy_spider import exitcodes, mongo
 from pgy_spider.config import mongo_config
 from pgy_spider.errors import ConfigError
 from pgy_spider.paths import format_path
 
-# The same client timeouts as the crawl's pipeline: a dead server costs 5 s, a hung one
-# 60 s per command, and building an index on a large collection may take minutes.
-CONNECT_TIMEOUT_S = 5.0
-COMMAND_TIMEOUT_S = 60.0
-INDEX_TIMEOUT_S = 600.0
 # Unreadable lines and unstored notes named one by one; beyond that only counted.
 SHOWN_PROBLEMS = 10
 
@@ -253,20 +247,12 @@ def _write(
 
 def connect(config: ReplayConfig) -> MongoClient[mongo.Doc]:
     """A client for the replay, after the crawl's start-up checks (ping, indexes)."""
-    mongo.check_reachable(
-        config.uri, CONNECT_TIMEOUT_S, fix="start the server or fix MONGO_URI, then run this again"
+    return mongo.open_for_writes(
+        config.uri,
+        config.database,
+        config.collection,
+        fix="start the server or fix MONGO_URI, then run this again",
     )
-    index_client = mongo.connect(config.uri, CONNECT_TIMEOUT_S, INDEX_TIMEOUT_S)
-    try:
-        mongo.ensure_indexes(index_client[config.database], config.collection)
-    except PyMongoError as exc:
-        raise mongo.MongoUnavailable(
-            f"MongoDB at {mongo.mask_uri(config.uri)}: cannot create indexes: "
-            f"{mongo.short_error(exc, config.uri)}"
-        ) from None
-    finally:
-        index_client.close()
-    return mongo.connect(config.uri, CONNECT_TIMEOUT_S, COMMAND_TIMEOUT_S)
 
 
 def describe(report: ReplayReport, path: Path) -> tuple[list[str], list[str]]:

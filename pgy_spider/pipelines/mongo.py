@@ -42,12 +42,6 @@ logger = logging.getLogger(__name__)
 MAX_PENDING_BATCHES = 2
 # IDs per find_fresh query: keeps each query's BSON far below the 16 MiB limit.
 FRESH_QUERY_CHUNK = 1000
-CONNECT_TIMEOUT_S = 5.0
-# Longest wait for one command's answer (a 25-op bulk write, a find_fresh query) before
-# the attempt counts as failed: a hung server must end in a spill, not a hung crawl.
-COMMAND_TIMEOUT_S = 60.0
-# Building an index on a large existing collection can take minutes the first time.
-INDEX_TIMEOUT_S = 600.0
 # During an outage, how often one batch is tried again (the rest are spilled untried).
 OUTAGE_PROBE_SECONDS = 30.0
 
@@ -168,18 +162,7 @@ class MongoPipeline:
         )
 
     def _connect(self) -> None:
-        mongo.check_reachable(self.uri, CONNECT_TIMEOUT_S)
-        index_client = mongo.connect(self.uri, CONNECT_TIMEOUT_S, INDEX_TIMEOUT_S)
-        try:
-            mongo.ensure_indexes(index_client[self.database_name], self.collection_name)
-        except PyMongoError as exc:
-            raise mongo.MongoUnavailable(
-                f"MongoDB at {mongo.mask_uri(self.uri)}: cannot create indexes: "
-                f"{mongo.short_error(exc, self.uri)}"
-            ) from exc
-        finally:
-            index_client.close()
-        client = mongo.connect(self.uri, CONNECT_TIMEOUT_S, COMMAND_TIMEOUT_S)
+        client = mongo.open_for_writes(self.uri, self.database_name, self.collection_name)
         self._client = client
         self._notes = client[self.database_name][self.collection_name]
 

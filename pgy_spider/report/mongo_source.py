@@ -15,6 +15,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from pgy_spider.mongo import KOLS_COLLECTION, METRICS_COLLECTION
+from pgy_spider.notes import METRIC_FIELDS
 
 __all__ = ["read_kols", "read_notes", "read_snapshots"]
 
@@ -33,13 +34,7 @@ NOTE_PROJECTION = dict.fromkeys(
         "noteLink",
         "createdAt",
         "lastFetchedAt",
-        "impNum",
-        "likeNum",
-        "favNum",
-        "cmtNum",
-        "readNum",
-        "shareNum",
-        "followCnt",
+        *METRIC_FIELDS,
         "metricsAllZero",
         "kol",
     ),
