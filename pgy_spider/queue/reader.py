@@ -92,9 +92,10 @@ class SeedReader:
                 state.next_seq,
             )
         batch: list[Seed] = []
+        size = min(BATCH, member.config.max_unsettled)  # the queue's bound holds within a batch
         async for seed in self._source(state.cursor):
             batch.append(seed)
-            if len(batch) >= BATCH:
+            if len(batch) >= size:
                 if not await self._push(batch, done=False):
                     return
                 batch = []
