@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from pgy_spider.queue.member import QueueMember
 from pgy_spider.queue.url import mask_url, mask_url_safely
 from pgy_spider.seeds import SeedFileError
 from tests.support.components import settings_dict
+from tests.support.crawl import REPO
 from tests.support.redis import RedisServer
 
 URL = "redis://user:s3cret%2Fpw@q.example:6380/2"
@@ -129,6 +132,18 @@ def test_dedup_buckets_are_chosen_for_the_sources_size() -> None:
         bucket = keys.bucket_of(note_id, buckets)
         fill[bucket] = fill.get(bucket, 0) + 1
     assert max(fill.values()) < 128  # Redis keeps each one a compact listpack
+
+
+def test_redis_is_imported_only_in_a_run_across_processes() -> None:
+    code = (
+        "import sys\n"
+        "import pgy_spider.settings, pgy_spider.commands.crawl, pgy_spider.commands.pgy_status\n"
+        "import pgy_spider.spiders.note_detail, pgy_spider.extensions.accounting\n"
+        "from tests.support.components import project_crawler, runtime\n"
+        "assert runtime(project_crawler()).queue is None\n"
+        "assert 'redis' not in sys.modules, sorted(m for m in sys.modules if 'redis' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 
 # -- what a seed source is ------------------------------------------------------------------

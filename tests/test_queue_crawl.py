@@ -36,6 +36,7 @@ from tests.support.crawl import (
     start_crawl,
 )
 from tests.support.ids import make_note_id, not_found_id
+from tests.support.mongo import MongoServer, MongoTestDB
 from tests.support.redis import RedisServer
 from tests.support.simulator import SimulatorClient
 
@@ -287,6 +288,42 @@ def test_a_worker_killed_has_its_notes_claimed(
     assert sum(1 for c in notes.values() if c > 1) <= CONCURRENCY
 
 
+def test_a_worker_stopped_with_ctrl_c_hands_its_notes_back_at_once(
+    tmp_path: Path, sim: SimulatorClient, redis_server: RedisServer, run_name: str
+) -> None:
+    expected = seed_file(tmp_path / "a" / "seeds.txt", 400)
+    # A claim time longer than the run: only a hand-back lets the others have the notes.
+    settings = queue_settings(redis_server.url, run_name, PGY_QUEUE_CLAIM_SECONDS=600)
+    sim.configure(latency_ms=30)
+    reader = start_crawl(
+        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
+    )
+    worker = start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings)
+    with redis_server.client() as client:
+        wait_for(lambda: client.hlen(RunKeys(run_name).info) == 2, reader, worker)
+        name = worker_of(client, run_name, worker.pid)
+        wait_for(
+            lambda: sim.stats()["calls"] >= 100 and held_by(client, run_name, name) > 0,
+            reader,
+            worker,
+        )
+        worker.send_signal(signal.SIGINT)
+        stopped = finish_crawl(worker, tmp_path / "b")
+        assert held_by(client, run_name, name) == 0
+    assert stopped.returncode == 4, stopped
+    summary = assert_accounted(stopped)
+    assert summary["finish_reason"] == "shutdown" and summary["pending"] > 0
+    survivor = finish_crawl(reader, tmp_path / "a")
+    assert survivor.returncode == 0, survivor
+    code, status, stderr = pgy_status(tmp_path / "status", redis_server.url, run_name)
+    assert code == 0, stderr
+    check_run(status, expected, redeliveries=0)
+    # Its pending notes and those it had taken but not requested yet went back at once.
+    assert status["handed_back"] >= summary["pending"]
+    notes = feed_notes([stopped, survivor])
+    assert set(notes) == expected["notes"] and max(notes.values()) == 1
+
+
 def test_a_slow_live_worker_is_not_robbed(
     tmp_path: Path, sim: SimulatorClient, redis_url: str, run_name: str
 ) -> None:
@@ -376,6 +413,46 @@ def test_seeds_from_an_ids_url_are_read_once_for_the_run(
     code, status, stderr = pgy_status(tmp_path / "status", redis_url, run_name)
     assert code == 0, stderr
     check_run(status, expected)
+
+
+@pytest.mark.mongo
+def test_all_workers_share_mongodb_for_freshness_and_storage(
+    tmp_path: Path,
+    sim: SimulatorClient,
+    redis_url: str,
+    run_name: str,
+    mongo_server: MongoServer,
+    mongo_db: MongoTestDB,
+) -> None:
+    mongo = {"MONGO_URI": mongo_db.uri, "MONGO_DATABASE": mongo_db.name}
+    stored = [make_note_id(i) for i in range(60)]
+    (tmp_path / "first" / "seeds.txt").parent.mkdir(parents=True)
+    (tmp_path / "first" / "seeds.txt").write_text("\n".join(stored) + "\n", encoding="utf-8")
+    first = run_crawl(
+        tmp_path / "first", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=mongo
+    )
+    assert first.returncode == 0, first
+    sim.reset()
+    seeds = [make_note_id(i) for i in range(0, 180)]  # 60 fresh in MongoDB, 120 new
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "seeds.txt").write_text("\n".join(seeds) + "\n", encoding="utf-8")
+    settings = queue_settings(redis_url, run_name, **mongo)
+    sim.configure(latency_ms=10)
+    procs = [
+        start_crawl(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings),
+        start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings),
+    ]
+    results = [finish_crawl(p, tmp_path / w) for p, w in zip(procs, ("a", "b"), strict=True)]
+    for result in results:
+        assert result.returncode == 0, result
+        assert_accounted(result)
+    code, status, stderr = pgy_status(tmp_path / "status", redis_url, run_name)
+    assert code == 0, stderr
+    assert status["skipped_fresh"] == 60 and status["notes_written"] == 120
+    assert status["balanced"] is True and status["state"] == "finished"
+    assert set(sim.stats()["by_note"]) == set(seeds[60:])  # no call for a fresh note
+    with mongo_server.client() as client:
+        assert client[mongo_db.name]["notes"].count_documents({}) == 180
 
 
 # -- what is refused before any call ------------------------------------------------------------
