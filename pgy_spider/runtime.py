@@ -56,6 +56,16 @@ class PgyRuntime:
         except ConfigError as exc:
             self.config, self.problem = None, str(exc)
         config = self.config
+        self.in_flight = InFlight(config.concurrent_requests if config else 1)
+        # This process in a run across processes (PGY_QUEUE_URL), else None: one process.
+        # Made first: a vault, pause or budget shared by the run would use its connection.
+        self.queue: QueueMember | None = None
+        if config is not None and config.queue is not None:
+            from pgy_spider.queue.member import QueueMember
+
+            self.queue = QueueMember(
+                config.queue, crawler.stats, self.in_flight, lambda: self.vault.report(), self.stop
+            )
         self.vault: TokenVault = LocalTokenVault(config.tokens if config else ())
         self.pause: RatePause = LocalRatePause(
             config.rate_limit_delay if config else 0.0,
@@ -67,15 +77,6 @@ class PgyRuntime:
                 self.budget = job_budget(config)  # PGY_MAX_BILLED_CALLS, durable with JOBDIR
             except ConfigError as exc:  # an unreadable budget state: as a wrong setting
                 self.config, self.problem = None, str(exc)
-        self.in_flight = InFlight(config.concurrent_requests if config else 1)
-        # This process in a run across processes (PGY_QUEUE_URL), else None: one process.
-        self.queue: QueueMember | None = None
-        if config is not None and config.queue is not None:
-            from pgy_spider.queue.member import QueueMember
-
-            self.queue = QueueMember(
-                config.queue, crawler.stats, self.in_flight, self.vault.report, self.stop
-            )
         self.stores: list[NoteStore] = []
         self.stop_reason: str | None = None
         self._closing: Any = None  # the Deferred of a stop, kept until it fires

@@ -574,9 +574,3 @@ def test_pgy_status_needs_the_queue_settings(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2 and "PGY_QUEUE_URL" in proc.stderr and not proc.stdout
-
-
-@pytest.fixture(autouse=True)
-def _no_queue_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PGY_QUEUE_URL", raising=False)
-    monkeypatch.delenv("PGY_RUN", raising=False)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pgy_spider.api import mask_secrets
 from pgy_spider.errors import ConfigError
 from pgy_spider.queue.errors import QueueUnavailable
-from pgy_spider.queue.url import mask_url
+from pgy_spider.queue.url import mask_url, url_password
 
 if TYPE_CHECKING:
     import redis
@@ -63,6 +64,9 @@ def redis_errors() -> tuple[type[BaseException], ...]:
 def unavailable(url: str, exc: BaseException) -> QueueUnavailable:
     """One line naming the queue (masked) and what went wrong."""
     why = str(exc).strip() or type(exc).__name__
+    password = url_password(url)
+    if password:  # no redis-py message is known to quote it: a backstop
+        why = mask_secrets(why, (password,))
     return QueueUnavailable(
         f"cannot use the queue at {mask_url(url)} (PGY_QUEUE_URL): {why}; check that Redis "
         "is running and the URL (host, port, password, database) is right"
