@@ -61,12 +61,13 @@ class SeedReader:
         self._stopping = stopping
         self._next = 0
         self._buckets = 1
+        self._records_failed = False  # this process cannot write rejected seeds' records
 
     async def run(self) -> None:
         """Read whenever this process holds the lease, until the run's seeds are all read."""
         member = self.member
         try:
-            while not member.reader_done and not self._stopping():
+            while not member.reader_done and not self._stopping() and not self._records_failed:
                 held = await member.take_lease()
                 if held < 0:
                     return
@@ -82,7 +83,9 @@ class SeedReader:
         member = self.member
         state = await member.reader_state(self._source_bytes)
         self._next, self._buckets = state.next_seq, state.buckets
-        await self._write_rejects_left()
+        if not await self._write_rejects_left():
+            self._records_failed = True
+            return
         if state.cursor is None:
             logger.info("This process reads the seeds of run %r", member.config.run)
         else:
@@ -101,7 +104,8 @@ class SeedReader:
                 batch = []
         await self._push(batch, done=True)
 
-    async def _write_rejects_left(self) -> None:
+    async def _write_rejects_left(self) -> bool:
+        """Write the records a reader that died left in Redis; False if some could not be."""
         member = self.member
         left = await member.rejects_left()
         written = 0
@@ -110,6 +114,7 @@ class SeedReader:
                 break
             written += 1
         await member.drop_rejects(written)
+        return written == len(left)
 
     async def _push(self, batch: list[Seed], *, done: bool) -> bool:
         """Commit one batch; False when this process must stop reading."""
@@ -135,31 +140,37 @@ class SeedReader:
                 "its lease expired" if status == b"lost" else "the run moved on",
             )
             return False
-        await member.drop_rejects(self._settled(batch, outcomes))
+        written, complete = self._settled(batch, outcomes)
+        await member.drop_rejects(written)
         if batch:
             self._next = batch[-1].seq + 1
+        if not complete:
+            # A failed file that cannot be written stops the process (pgy_output_error):
+            # the records left in Redis go to the failed file of whoever reads next.
+            self._records_failed = True
+            return False
         return True
 
     async def _queued(self) -> int:
         member = self.member
         return int(await member.redis(lambda c: c.xlen(member.keys.stream)))
 
-    def _settled(self, batch: list[Seed], outcomes: str) -> int:
+    def _settled(self, batch: list[Seed], outcomes: str) -> tuple[int, bool]:
         """This process's own counts of a committed batch, and the rejected seeds' records
-        in its failed file; returns how many records were written."""
+        in its failed file: (how many were written, whether all of them were)."""
         results = iter(outcomes)
         written = 0
-        failing = False
+        complete = True
         for seed in batch:
             if seed.note_id is None:
-                if not failing and self._outcomes.reject(seed):
+                if complete and self._outcomes.reject(seed):
                     written += 1
                 else:
-                    failing = True  # an output failed: the rest stays in Redis
+                    complete = False  # the rest stays in Redis, in order
                 continue
             outcome = next(results)
             if outcome == "d":
                 self._outcomes.duplicate(seed)
             elif outcome == "f":
                 self._outcomes.skip_fresh(seed)
-        return written
+        return written, complete

@@ -85,7 +85,7 @@ class QueueSeedSource(SeedSource):
                 return
 
 
-class _NoBacklog:
+class NoLocalBound:
     """The reader's own seeds need no local bound: the run's queue bounds them."""
 
     pending = 0
@@ -135,7 +135,7 @@ def queue_source(
             ids_url=ids_url,
             fetch_url=fetch_checked,
             cursor=cursor,
-            backlog=_NoBacklog(),
+            backlog=NoLocalBound(),
             read_ahead=1,
             check_time=check_time,
         )
