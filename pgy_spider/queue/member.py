@@ -479,15 +479,15 @@ class QueueMember:
         if self._beats is not None:
             self._beats.cancel()
             await asyncio.gather(self._beats, return_exceptions=True)
-        held = [e for e in self._held.values() if e not in self._lost]
         k = self.keys
         try:
-            if held:
-                handed = await self.script(
-                    "HANDBACK", [k.stream, k.counts], [GROUP, self.worker, *held]
+            if self.joined:
+                handed = int(
+                    await self.script("HANDBACK", [k.stream, k.counts], [GROUP, self.worker])
                 )
-                self._stats.inc_value("pgy/queue/handed_back", int(handed))
-                logger.info("Handed %s unsettled notes back to run %r", handed, self.config.run)
+                if handed:
+                    self._stats.inc_value("pgy/queue/handed_back", handed)
+                    logger.info("Handed %s unsettled notes back to run %r", handed, self.config.run)
             await self.release_lease()
             if self.joined:
                 info = self._info("closed")
@@ -497,7 +497,7 @@ class QueueMember:
                 "%s; the %s notes this worker held are taken over by the others after "
                 "PGY_QUEUE_CLAIM_SECONDS",
                 exc,
-                len(held),
+                len(self._held),
             )
         finally:
             await self._client.aclose()

@@ -2,7 +2,7 @@
 
 Plain module (the sources only; :mod:`.member` registers them). Every script is safe to run
 twice (redis-py retries a call whose answer was lost): a push is keyed by its first sequence
-number, a settle or a hand-back acts only on an entry this worker still owns, a lease is
+number, a settle or a hand-back acts only on entries this worker still owns, a lease is
 taken only by whoever does not hold it already.
 
 Why each one:
@@ -18,7 +18,8 @@ Why each one:
   ``XDEL``. A worker whose entry was claimed by another counts nothing (``XACK`` alone
   would: it is group-wide).
 - :data:`HANDBACK`: entries of a worker that stops gracefully go back to the stream at once
-  (acknowledged, deleted and added again), for the others to take.
+  (acknowledged, deleted and added again), for the others to take: all it owns, also those
+  of a read the stop cut short.
 - :data:`BEAT`: the signs of life: the heartbeat, and ``XCLAIM ... JUSTID`` of the worker's
   own pending entries (their idle time starts again, so a note in a long backoff or a 302
   pause is never taken away). Entries the worker does not know it holds (a reply lost on the
@@ -190,16 +191,21 @@ local function give_back(stream, group, id)
 end
 """
 
-# KEYS: stream, counts;  ARGV: group, me, entry IDs -> entries handed back
+# KEYS: stream, counts;  ARGV: group, me -> entries handed back
+# Every entry the stopping worker owns, also those it never saw (a read cut short by the
+# stop delivered them without a reply).
 HANDBACK = (
     _GIVE_BACK
     + """
 local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
 local n = 0
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == me then
-    n = n + give_back(stream, group, ARGV[i])
+while true do
+  local mine = redis.call('XPENDING', stream, group, '-', '+', 1000, me)
+  if #mine == 0 then
+    break
+  end
+  for _, p in ipairs(mine) do
+    n = n + give_back(stream, group, p[1])
   end
 end
 redis.call('HINCRBY', KEYS[2], 'handed_back', n)
