@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,27 @@ def check_calls(sim: SimulatorClient, expected: dict[str, Any], kills: int) -> d
     return stats
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+def start(workdir: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """:func:`start_crawl`, and the process is ended after the test whatever happens."""
+    proc = start_crawl(workdir, *args, **kwargs)
+    STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_crawl_left_running() -> Iterator[None]:
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout is not None and not proc.stdout.closed:
+            proc.communicate(timeout=30)
+
+
 def copy_seeds(source: Path, *workdirs: Path) -> None:
     for workdir in workdirs:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -170,14 +191,12 @@ def test_a_reader_and_two_joiners_share_one_run(
     expected = seed_file(tmp_path / "a" / "seeds.txt", 500, not_found=12)
     settings = queue_settings(redis_url, run_name, CONCURRENT_REQUESTS=4)
     sim.configure(latency_ms=40)
-    reader = start_crawl(
-        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
-    joiners = [
-        start_crawl(tmp_path / name, sim_url=sim.url, settings=settings) for name in ("b", "c")
-    ]
+    reader = start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
+    joiners = [start(tmp_path / name, sim_url=sim.url, settings=settings) for name in ("b", "c")]
     wait_for(lambda: sim.stats()["calls"] >= 60, reader, *joiners)
+    sim.configure(latency_ms=1500)  # the run cannot end while pgy_status looks at it
     code, during, stderr = pgy_status(tmp_path / "status", redis_url, run_name)
+    sim.configure(latency_ms=40)
     assert code == 0, stderr
     assert during["state"] in ("reading", "running") and during["balanced"] is True
     assert during["seeds_read"] > 0 and during["notes_written"] > 0
@@ -217,13 +236,9 @@ def test_the_reader_killed_is_taken_over_from_its_cursor(
     # A small queue: reading goes on only as notes settle, so the kill comes mid-read.
     settings = queue_settings(redis_server.url, run_name, PGY_QUEUE_MAX_UNSETTLED=40)
     sim.configure(latency_ms=20)
-    first = start_crawl(
-        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
+    first = start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
     wait_for(lambda: sim.stats()["calls"] >= 100, first)
-    second = start_crawl(
-        tmp_path / "b", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
+    second = start(tmp_path / "b", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
     with redis_server.client() as client:
         keys = RunKeys(run_name)
         wait_for(lambda: client.hlen(keys.info) == 2, first, second)
@@ -259,10 +274,8 @@ def test_a_worker_killed_has_its_notes_claimed(
     expected = seed_file(tmp_path / "a" / "seeds.txt", 700, not_found=6)
     settings = queue_settings(redis_server.url, run_name)
     sim.configure(latency_ms=30)
-    reader = start_crawl(
-        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
-    worker = start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings)
+    reader = start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
+    worker = start(tmp_path / "b", sim_url=sim.url, settings=settings)
     with redis_server.client() as client:
         wait_for(lambda: client.hlen(RunKeys(run_name).info) == 2, reader, worker)
         name = worker_of(client, run_name, worker.pid)
@@ -297,10 +310,8 @@ def test_a_worker_stopped_with_ctrl_c_hands_its_notes_back_at_once(
     # A claim time longer than the run: only a hand-back lets the others have the notes.
     settings = queue_settings(redis_server.url, run_name, PGY_QUEUE_CLAIM_SECONDS=600)
     sim.configure(latency_ms=30)
-    reader = start_crawl(
-        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
-    worker = start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings)
+    reader = start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
+    worker = start(tmp_path / "b", sim_url=sim.url, settings=settings)
     with redis_server.client() as client:
         wait_for(lambda: client.hlen(RunKeys(run_name).info) == 2, reader, worker)
         name = worker_of(client, run_name, worker.pid)
@@ -334,10 +345,8 @@ def test_a_slow_live_worker_is_not_robbed(
     expected = seed_file(tmp_path / "a" / "seeds.txt", 60)
     settings = queue_settings(redis_url, run_name, PGY_QUEUE_CLAIM_SECONDS=1.5, PGY_RETRY_BACKOFF=4)
     sim.configure(fail_first={"301": 1})
-    reader = start_crawl(
-        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
-    worker = start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings)
+    reader = start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
+    worker = start(tmp_path / "b", sim_url=sim.url, settings=settings)
     results = [finish_crawl(reader, tmp_path / "a"), finish_crawl(worker, tmp_path / "b")]
     for result in results:
         assert result.returncode == 0, result
@@ -365,7 +374,7 @@ def test_two_overlapping_seed_files_and_two_workers_in_one_directory(
     settings = queue_settings(redis_url, run_name, **paths)
     sim.configure(latency_ms=10)
     args = ("-a", "ids_file=a.txt,b.csv")
-    procs = [start_crawl(tmp_path, *args, sim_url=sim.url, settings=settings) for _ in range(2)]
+    procs = [start(tmp_path, *args, sim_url=sim.url, settings=settings) for _ in range(2)]
     results = [finish_crawl(p, tmp_path) for p in procs]
     assert [r.returncode for r in results] == [0, 0], results
     summaries = [orjson.loads(p.read_bytes()) for p in (tmp_path / "output").glob("*summary.json")]
@@ -402,9 +411,7 @@ def test_seeds_from_an_ids_url_are_read_once_for_the_run(
     settings = queue_settings(redis_url, run_name)
     sim.configure(latency_ms=10)
     args = ("-a", f"ids_url={sim.url}/seeds/{name}")
-    procs = [
-        start_crawl(tmp_path / w, *args, sim_url=sim.url, settings=settings) for w in ("a", "b")
-    ]
+    procs = [start(tmp_path / w, *args, sim_url=sim.url, settings=settings) for w in ("a", "b")]
     results = [finish_crawl(p, tmp_path / w) for p, w in zip(procs, ("a", "b"), strict=True)]
     for result in results:
         assert result.returncode == 0, result
@@ -441,8 +448,8 @@ def test_all_workers_share_mongodb_for_freshness_and_storage(
     settings = queue_settings(redis_url, run_name, **mongo)
     sim.configure(latency_ms=10)
     procs = [
-        start_crawl(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings),
-        start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings),
+        start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings),
+        start(tmp_path / "b", sim_url=sim.url, settings=settings),
     ]
     results = [finish_crawl(p, tmp_path / w) for p, w in zip(procs, ("a", "b"), strict=True)]
     for result in results:
@@ -533,10 +540,8 @@ def test_the_queue_password_is_written_nowhere(
     assert password is not None
     expected = seed_file(tmp_path / "a" / "seeds.txt", 80, not_found=2)
     settings = queue_settings(secured_redis.url, run_name, LOG_LEVEL="DEBUG", LOG_FILE="crawl.log")
-    reader = start_crawl(
-        tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings
-    )
-    worker = start_crawl(tmp_path / "b", sim_url=sim.url, settings=settings)
+    reader = start(tmp_path / "a", "-a", "ids_file=seeds.txt", sim_url=sim.url, settings=settings)
+    worker = start(tmp_path / "b", sim_url=sim.url, settings=settings)
     results = [finish_crawl(reader, tmp_path / "a"), finish_crawl(worker, tmp_path / "b")]
     assert [r.returncode for r in results] == [0, 0], results
     code, status, stderr = pgy_status(tmp_path / "status", secured_redis.url, run_name)
