@@ -82,6 +82,7 @@ class QueueMember:
         self._held: dict[int, bytes] = {}  # seq -> entry ID of every entry this process holds
         self._lost: set[bytes] = set()  # held entries another worker has taken over
         self._settles: list[tuple[bytes, str, str, dict[str, Any]]] = []
+        self._settling: set[bytes] = set()  # entries settled here, Redis not told yet
         self._flushing: asyncio.Future[None] | None = None
         self._read_lock = asyncio.Lock()
         self._beats: asyncio.Future[None] | None = None
@@ -217,7 +218,8 @@ class QueueMember:
         """Heartbeat, re-claim of the entries held, the lease renewed (if held), and the run's
         state: reading done, entries queued."""
         k = self.keys
-        known = [e for e in self._held.values() if e not in self._lost]
+        # Entries on their way to Redis are still this worker's: never handed back as unknown.
+        known = [e for e in (*self._held.values(), *self._settling) if e not in self._lost]
         lost, done, queued, _now, _holder = await self.script(
             "BEAT",
             [k.beats, k.info, k.stream, k.reader, k.meta, k.counts],
@@ -338,6 +340,7 @@ class QueueMember:
             self._in_flight.give_back(request_meta)
             return
         self._settles.append((entry, kind, reason, request_meta))  # type: ignore[arg-type]
+        self._settling.add(entry)
         if self._flushing is None:
             self._flushing = asyncio.ensure_future(self._flush())
 
@@ -358,6 +361,7 @@ class QueueMember:
                 finally:
                     for entry, _, _, request_meta in batch:
                         self._lost.discard(entry)
+                        self._settling.discard(entry)
                         self._in_flight.give_back(request_meta)
                 if late:
                     self._stats.inc_value("pgy/queue/late_settles", int(late))
