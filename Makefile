@@ -31,9 +31,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 # Debian packages the tests need besides Python's: a real headless browser and its
-# driver (the HTML report is loaded in it), a CJK font (the report's charts) and an
-# emoji font (its text). Installed only when missing; CI is a fresh Debian machine as root.
-SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-zenhei fonts-noto-color-emoji
+# driver (the HTML report is loaded in it), a CJK font (the report's charts), an
+# emoji font (its text) and Redis (runs across processes; the tests start their own
+# server). Installed only when missing; CI is a fresh Debian machine as root.
+SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-zenhei fonts-noto-color-emoji redis-server
 
 system-packages:
 	@missing=""; \

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pgy_spider import api, default_settings
 from pgy_spider.errors import ConfigError
+from pgy_spider.queue.url import check_run_name, check_url, url_password
 from pgy_spider.tokens import load_tokens
 
 _DEFAULTS = default_settings.defaults()
@@ -50,6 +51,22 @@ class MongoConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A run across processes (``PGY_QUEUE_URL`` set): its Redis and its name."""
+
+    url: str = field(repr=False)  # may hold a password
+    run: str
+    wait_seconds: float
+    claim_seconds: float
+    max_unsettled: int
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        password = url_password(self.url)
+        return (password,) if password else ()
+
+
+@dataclass(frozen=True, slots=True)
 class PgyConfig:
     tokens: tuple[str, ...] = field(repr=False)
     base_url: str
@@ -72,6 +89,7 @@ class PgyConfig:
     concurrent_requests: int
     jobdir: str | None
     mongo: MongoConfig | None
+    queue: QueueConfig | None = None
 
     @classmethod
     def from_settings(
@@ -103,6 +121,7 @@ class PgyConfig:
             concurrent_requests=read.number("CONCURRENT_REQUESTS", int, minimum=1, default=16),
             jobdir=read.text("JOBDIR"),
             mongo=_mongo_config(read, environ),
+            queue=_queue_config(read, environ),
         )
 
     @property
@@ -124,6 +143,39 @@ def mongo_config(
 ) -> MongoConfig | None:
     """MongoDB's part of the configuration alone (tools that need no token use it)."""
     return _mongo_config(_Reader(settings), environ)
+
+
+def queue_config(
+    settings: SettingsLike, environ: Mapping[str, str] = os.environ
+) -> QueueConfig | None:
+    """The queue's part of the configuration alone (``pgy_status`` needs no token)."""
+    return _queue_config(_Reader(settings), environ)
+
+
+def _queue_config(read: _Reader, environ: Mapping[str, str]) -> QueueConfig | None:
+    url = read.text("PGY_QUEUE_URL") or environ.get("PGY_QUEUE_URL", "").strip()
+    if not url:
+        return None
+    check_url(url)
+    run = read.text("PGY_RUN") or environ.get("PGY_RUN", "").strip()
+    if not run:
+        raise ConfigError(
+            "PGY_QUEUE_URL is set but PGY_RUN is not: name the run, the same in every "
+            "process of it, e.g. -s PGY_RUN=daily-12-01"
+        )
+    check_run_name(run)
+    if read.text("JOBDIR"):
+        raise ConfigError(
+            "JOBDIR cannot be used with PGY_QUEUE_URL: the run's state lives in Redis; "
+            "drop -s JOBDIR (the same command resumes the run)"
+        )
+    return QueueConfig(
+        url=url,
+        run=run,
+        wait_seconds=read.number("PGY_QUEUE_WAIT_SECONDS", float),
+        claim_seconds=read.number("PGY_QUEUE_CLAIM_SECONDS", float, minimum=0.1),
+        max_unsettled=read.number("PGY_QUEUE_MAX_UNSETTLED", int, minimum=1),
+    )
 
 
 def _mongo_config(read: _Reader, environ: Mapping[str, str]) -> MongoConfig | None:

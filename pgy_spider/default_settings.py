@@ -35,6 +35,11 @@ PGY_MONGO_FLUSH_SECONDS = 2.0
 PGY_MONGO_RETRIES = 3
 PGY_MONGO_RETRY_BACKOFF = 0.5
 PGY_MONGO_SPILL_PATH = "output/mongo-spill.jsonl"
+PGY_QUEUE_URL = None  # else the PGY_QUEUE_URL environment variable; unset = one process
+PGY_RUN = None  # else the PGY_RUN environment variable; required with PGY_QUEUE_URL
+PGY_QUEUE_WAIT_SECONDS = 600.0  # how long a worker without seeds waits for its run to exist
+PGY_QUEUE_CLAIM_SECONDS = 60.0  # no sign of life this long: a worker's notes are taken over
+PGY_QUEUE_MAX_UNSETTLED = 10_000  # the most notes of a run queued and not settled at once
 
 __all__ = [name for name in dir() if name.isupper()]  # what settings.py takes
 

@@ -20,7 +20,11 @@ STORAGE: Final = 5  # notes not stored where they should be (spilled, lost, an o
 
 def exit_code_for(reason: str, *, storage_failed: bool = False) -> int:
     """The exit status of a crawl that closed with ``reason``."""
-    if storage_failed or reason in (reasons.STORAGE_ERROR, reasons.OUTPUT_ERROR):
+    if storage_failed or reason in (
+        reasons.STORAGE_ERROR,
+        reasons.OUTPUT_ERROR,
+        reasons.QUEUE_ERROR,
+    ):
         return STORAGE
     if reason == reasons.FINISHED:
         return OK

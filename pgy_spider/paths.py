@@ -2,7 +2,9 @@
 
 Plain module. ``PGY_FAILED_PATH``, ``PGY_SUMMARY_PATH``, ``PGY_MONGO_SPILL_PATH`` and the
 feed URIs accept ``%(name)s`` (the spider), ``%(time)s`` (the run's start in UTC, the same in
-every file) and ``%(job)s`` (Scrapyd's job id, empty elsewhere), as Scrapy's feed URIs do.
+every file) and ``%(job)s`` (Scrapyd's job id, empty elsewhere), as Scrapy's feed URIs do, and
+in a run across processes ``%(run)s`` (``PGY_RUN``) and ``%(worker)s`` (this process's name in
+the run, unique: two processes on one host never share a file).
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ def format_path(template: str, params: dict[str, Any]) -> str:
     return template % _Params(params)
 
 
-def path_params(spider_name: str, started_at: datetime, job: str) -> dict[str, Any]:
-    return {
+def path_params(
+    spider_name: str, started_at: datetime, job: str, run: str = "", worker: str = ""
+) -> dict[str, Any]:
+    params = {
         "name": spider_name,
         "time": started_at.replace(microsecond=0).isoformat().replace(":", "-"),
         "job": job,
         "_job": job,
     }
+    if run:
+        params.update(run=run, worker=worker)
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +53,10 @@ class RunPaths:
 
     @classmethod
     def compute(
-        cls, config: PgyConfig, spider_name: str, started_at: datetime, job: str
+        cls, config: PgyConfig, spider_name: str, started_at: datetime, job: str, worker: str = ""
     ) -> RunPaths:
-        params = path_params(spider_name, started_at, job)
+        run = config.queue.run if config.queue else ""
+        params = path_params(spider_name, started_at, job, run, worker)
         summary = format_path(config.summary_path, params)
         spill = format_path(config.mongo.spill_path, params) if config.mongo else ""
         return cls(

@@ -27,8 +27,9 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     files = split_paths(spargs.get("ids_file"))
     inline = [p for p in str(spargs.get("ids") or "").split(",") if p.strip()]
     ids_url = str(spargs.get("ids_url") or "").strip()
-    if not (files or inline or ids_url):
-        raise ConfigError(NO_SEEDS)
+    has_seeds = bool(files or inline or ids_url)
+    if not has_seeds and config.queue is None:
+        raise ConfigError(NO_SEEDS)  # in a run across processes: a worker without seeds
     if ids_url and not ids_url.startswith(("http://", "https://")):
         raise ConfigError(f"ids_url {ids_url!r} is not an http(s) URL")
     # Before any file is opened for writing: a state this version cannot read is refused.
@@ -43,6 +44,14 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
         from pgy_spider.mongo import check_reachable
 
         check_reachable(config.mongo.uri)
+    if config.queue is not None:
+        # Last: the run is created only when nothing else is wrong.
+        from pgy_spider.queue.check import check_run
+        from pgy_spider.queue.identity import source_identities
+
+        raw_inline = str(spargs.get("ids") or "")
+        sources = source_identities(raw_inline, files, ids_url or None) if has_seeds else None
+        check_run(config.queue, sources)
     return warnings
 
 

@@ -52,3 +52,4 @@ SEED_ERROR: Final = "pgy_seed_error"  # a seed source failed mid-run (ids_url, a
 STORAGE_ERROR: Final = "pgy_storage_error"  # storage lost while checking freshness
 OUTPUT_ERROR: Final = "pgy_output_error"  # an output file (feed, failed file, state) failed
 CONFIG_ERROR: Final = "pgy_config_error"  # misconfigured where no preflight could stop it
+QUEUE_ERROR: Final = "pgy_queue_error"  # the run's queue (Redis, PGY_QUEUE_URL) was lost mid-run

@@ -7,7 +7,9 @@ token vault; the spider and the accounting ask the stores) reach it through
 made by whichever component asks first (Scrapy builds components in an order they must
 not depend on). This is also the one place that chooses the implementation of each
 shared interface (:mod:`pgy_spider.vault`, :mod:`pgy_spider.pause`,
-:mod:`pgy_spider.budget`): the local, one-process ones today.
+:mod:`pgy_spider.budget`): the local, one-process ones today. With ``PGY_QUEUE_URL`` the
+process takes part in a run across processes: :attr:`PgyRuntime.queue` is its membership
+(:mod:`pgy_spider.queue.member`), which the spider's seed source and the accounting use.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
 
+    from pgy_spider.queue.member import QueueMember
+
 logger = logging.getLogger(__name__)
 
 
@@ -53,6 +57,16 @@ class PgyRuntime:
         except ConfigError as exc:
             self.config, self.problem = None, str(exc)
         config = self.config
+        self.in_flight = InFlight(config.concurrent_requests if config else 1)
+        # This process in a run across processes (PGY_QUEUE_URL), else None: one process.
+        # Made first: a vault, pause or budget shared by the run would use its connection.
+        self.queue: QueueMember | None = None
+        if config is not None and config.queue is not None:
+            from pgy_spider.queue.member import QueueMember
+
+            self.queue = QueueMember(
+                config.queue, crawler.stats, self.in_flight, lambda: self.vault.report(), self.stop
+            )
         self.vault: TokenVault = LocalTokenVault(config.tokens if config else ())
         self.pause: RatePause = LocalRatePause(
             config.rate_limit_delay if config else 0.0,
@@ -64,7 +78,6 @@ class PgyRuntime:
                 self.budget = job_budget(config)  # PGY_MAX_BILLED_CALLS, durable with JOBDIR
             except ConfigError as exc:  # an unreadable budget state: as a wrong setting
                 self.config, self.problem = None, str(exc)
-        self.in_flight = InFlight(config.concurrent_requests if config else 1)
         self.stores: list[NoteStore] = []
         self.stop_reason: str | None = None
         self._closing: Any = None  # the Deferred of a stop, kept until it fires
@@ -83,6 +96,10 @@ class PgyRuntime:
         )
         if self.vault.secrets:
             self.vault.install_log_mask()
+        if config is not None and config.queue is not None and config.queue.secrets:
+            from pgy_spider.queue.url import install_password_mask
+
+            install_password_mask(config.queue.secrets)
         crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.failed_notes.close, signal=signals.spider_closed)
 
@@ -107,7 +124,8 @@ class PgyRuntime:
             spider = self.crawler.spider
             name = spider.name if spider is not None else self.crawler.spidercls.name
             job = str(getattr(spider, "_job", "") or "")
-            self._paths = RunPaths.compute(self.config, name, self.started_at, job)
+            worker = self.queue.worker if self.queue is not None else ""
+            self._paths = RunPaths.compute(self.config, name, self.started_at, job, worker)
         return self._paths
 
     # -- stopping -------------------------------------------------------------------
@@ -148,7 +166,8 @@ class PgyRuntime:
             return
         why = exc.strerror or str(exc)
         self.output_error = (path, why)
-        resume = " (it resumes)" if self.config and self.config.jobdir else ""
+        resumable = self.config is not None and (self.config.jobdir or self.config.queue)
+        resume = " (it resumes)" if resumable else ""
         self.stop(
             reasons.OUTPUT_ERROR,
             f"cannot write {path}: {why}; stopping the run: free disk space or choose "

@@ -6,7 +6,8 @@ read-ahead bound allows: Scrapy 2.19 keeps pulling start requests while the down
 busy, so without the bound a 10-million-line seed file would all sit in the scheduler.
 
 :class:`SeedSource` is the interface a shared backend implements a second time (one seed
-queue for many processes); :class:`LocalSeedSource` reads this process's own arguments.
+queue for many processes: :class:`pgy_spider.queue.source.QueueSeedSource`);
+:class:`LocalSeedSource` reads this process's own arguments.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class Backlog(Protocol):
 
 
 class SeedSource(ABC):
+    # True for a source whose seeds are deduplicated, checked and counted before they come
+    # (a shared queue): each one is a note to request. False: every seed read, as it is.
+    prepared = False
+
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[Seed]:
         """The seeds still to read, in order (valid and rejected alike)."""

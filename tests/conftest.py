@@ -7,6 +7,7 @@ import pytest
 pytest_plugins = [
     "tests.support.simulator",
     "tests.support.mongo",
+    "tests.support.redis",
 ]
 
 

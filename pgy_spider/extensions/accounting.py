@@ -8,6 +8,12 @@ reach the feed are settled from Scrapy's ``item_scraped`` signal, after the feed
 written them. Every operation is keyed by the seed's sequence number, so settling twice
 never counts twice.
 
+In a run across processes (``PGY_QUEUE_URL``) the ledger counts this process's own share
+(:class:`~pgy_spider.queue.share.ProcessShare`) and every settle also goes to the run
+(:meth:`QueueMember.settle <pgy_spider.queue.member.QueueMember.settle>`), which gives the
+call's place in flight back once Redis has it; when the crawl closes, the notes this process
+still holds go back to the run before the summary is written.
+
 With ``JOBDIR`` the state is checkpointed every ``PGY_CHECKPOINT_SECONDS``. A job killed
 with SIGKILL resumes from its last checkpoint, and the output files tell it what was done
 after that checkpoint (:mod:`pgy_spider.recovery`): a note found in a feed or the failed
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -38,6 +44,8 @@ from pgy_spider.ledger import Ledger
 from pgy_spider.noteid import note_id_to_int
 from pgy_spider.outputfile import open_output
 from pgy_spider.outputs import FailedFile, write_summary
+from pgy_spider.queue.keys import DUPLICATE, FAILED, WRITTEN
+from pgy_spider.queue.share import ProcessShare
 from pgy_spider.runtime import runtime_of
 
 if TYPE_CHECKING:
@@ -70,9 +78,11 @@ class RunAccounting:
         self.started_at = runtime.started_at
         self.paths = runtime.paths
         self._checkpoint_seconds = config.checkpoint_seconds
+        self._queue = runtime.queue  # None: a run of one process
         state = jobstate.load(self.jobdir)
         self.resumed = state is not None
-        self.state = state or JobState(ledger=Ledger(), started_at=self.started_at.isoformat())
+        ledger = Ledger() if self._queue is None else ProcessShare()
+        self.state = state or JobState(ledger=ledger, started_at=self.started_at.isoformat())
         self.ledger = self.state.ledger
         self.ledger.sessions += 1
         feeds = feeds_of(crawler.settings.getdict("FEEDS"), self.paths.params)
@@ -95,7 +105,7 @@ class RunAccounting:
         self._journal: SeenJournal | None = None
         if self.jobdir:
             self._open_job(feeds)
-        else:
+        elif self._queue is None:
             logger.info(
                 "This run is not resumable: if it is stopped or killed, running it again "
                 "starts over. To make it resumable, add -s JOBDIR=jobs/NAME"
@@ -257,17 +267,20 @@ class RunAccounting:
             self.ledger.settle_failed(seed.seq, str(record["reason"]))
         return False
 
-    def reject(self, seed: Seed) -> None:
+    def reject(self, seed: Seed) -> bool:
+        """Record a rejected seed; False when its record could not be written."""
         reason = seed.reason or reasons.INVALID_ID
         if self.state.rejects_later:
             # Read again after a kill: its record is in the failed file already.
             if self.ledger.reject(seed.seq, seed.pos, reason):
                 self.state.rejects_later -= 1
-            return
+            return True
         if self._frozen:
-            return  # cannot be recorded: stays unread, read again on resume
+            return False  # cannot be recorded: stays unread, read again on resume
         if self.failed_file.write(FailureRecord(None, None, reason, 0, seed=seed.raw)):
             self.ledger.reject(seed.seq, seed.pos, reason)
+            return True
+        return False
 
     def duplicate(self, seed: Seed) -> None:
         if not self._frozen:
@@ -305,22 +318,40 @@ class RunAccounting:
     # Each takes the request's meta: the settled call gives its place in flight back.
 
     def settle_written(self, request_meta: dict[str, Any]) -> None:
-        self._in_flight.give_back(request_meta)
         # After a failed feed write nothing counts as written: it may not be on disk.
+        if self._queue is not None:
+            settled = not self._frozen and self.ledger.settle_written(request_meta[meta.SEQ])
+            self._queue.settle(request_meta, WRITTEN if settled else None)
+            if settled:
+                self._settled()
+            return
+        self._in_flight.give_back(request_meta)
         if not self._frozen and self.ledger.settle_written(request_meta[meta.SEQ]):
             self._settled()
 
     def settle_duplicate(self, request_meta: dict[str, Any]) -> None:
+        if self._queue is not None:
+            settled = self.ledger.settle_duplicate(request_meta[meta.SEQ])
+            self._queue.settle(request_meta, DUPLICATE if settled else None)
+            if settled:
+                self._settled()
+            return
         self._in_flight.give_back(request_meta)
         if self.ledger.settle_duplicate(request_meta[meta.SEQ]):
             self._settled()
 
     def settle_failed(self, request_meta: dict[str, Any], record: FailureRecord) -> None:
-        self._in_flight.give_back(request_meta)
         seq = request_meta[meta.SEQ]
-        if seq not in self.ledger.outstanding:
-            return
-        if self.failed_file.write(record) and self.ledger.settle_failed(seq, record.reason):
+        settled = (
+            seq in self.ledger.outstanding
+            and self.failed_file.write(record)
+            and self.ledger.settle_failed(seq, record.reason)
+        )
+        if self._queue is not None:
+            self._queue.settle(request_meta, FAILED if settled else None, record.reason)
+        else:
+            self._in_flight.give_back(request_meta)
+        if settled:
             self.stats.inc_value(f"pgy/failed/{record.reason}")
             self._settled()
 
@@ -379,7 +410,19 @@ class RunAccounting:
     def counts(self) -> dict[str, Any]:
         return self.ledger.counts()
 
-    def _spider_closed(self, spider: Spider, reason: str) -> None:
+    def _spider_closed(self, spider: Spider, reason: str) -> Coroutine[Any, Any, None] | None:
+        if self._queue is not None:
+            return self._close_in_run(spider, reason)
+        self._close(spider, reason)
+        return None
+
+    async def _close_in_run(self, spider: Spider, reason: str) -> None:
+        """The notes still held go back to the run first: the summary counts them pending."""
+        assert self._queue is not None
+        await self._queue.close(self._runtime.stop_reason or reason)
+        self._close(spider, reason)
+
+    def _close(self, spider: Spider, reason: str) -> None:
         if self._checkpoints is not None and self._checkpoints.running:
             self._checkpoints.stop()
         self._close_budget()
@@ -476,7 +519,14 @@ class RunAccounting:
             "resumed": self.resumed,
             "sessions": self.ledger.sessions,
             "jobdir": self.jobdir,
+            **self._run_keys(),
         }
+
+    def _run_keys(self) -> dict[str, Any]:
+        """In a run across processes: which run, and this process's name in it."""
+        if self._queue is None:
+            return {}
+        return {"run": self._queue.config.run, "worker": self._queue.worker}
 
     def final_exit_code(self) -> int:
         """The exit status once Scrapy has stored the feeds: a feed that could not be

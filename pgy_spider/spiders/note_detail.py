@@ -16,16 +16,21 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request, Spider
 
 from pgy_spider import meta, reasons, seedurl, shaping
+from pgy_spider.config import queue_config
 from pgy_spider.errors import ConfigError, StorageUnavailable
 from pgy_spider.extensions.accounting import RunAccounting, accounting_of
 from pgy_spider.failures import FailureRecord, NoteFailed
 from pgy_spider.noterequest import api_request
+from pgy_spider.queue.errors import QueueStop
 from pgy_spider.runtime import PgyRuntime, runtime_of
 from pgy_spider.seeds import Seed, SeedFileError
 from pgy_spider.seedsource import LocalSeedSource, SeedSource
 from pgy_spider.storage import FreshnessSource
 
 if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
     from scrapy.http import Response
     from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
@@ -39,6 +44,14 @@ NO_SEEDS = "no seeds given: pass -a ids_file=PATH[,PATH...], -a ids=ID[,ID...] o
 
 def split_paths(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
+def _in_a_run(crawler: Crawler) -> bool:
+    """PGY_QUEUE_URL is given (a wrong one too: the runtime stops the crawl saying why)."""
+    try:
+        return queue_config(crawler.settings) is not None
+    except ConfigError:
+        return True
 
 
 class NoteDetailSpider(Spider):
@@ -56,8 +69,19 @@ class NoteDetailSpider(Spider):
         self.ids_files = split_paths(ids_file)
         self.ids_inline = ids or ""
         self.ids_url = (ids_url or "").strip() or None
-        if not (self.ids_files or self.ids_inline.strip() or self.ids_url):
+
+    @property
+    def has_seeds(self) -> bool:
+        inline = any(value.strip() for value in self.ids_inline.split(","))
+        return bool(self.ids_files or inline or self.ids_url)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        # In a run across processes (PGY_QUEUE_URL) a process without seeds joins as a worker.
+        if not spider.has_seeds and not _in_a_run(crawler):
             raise ConfigError(NO_SEEDS)
+        return spider
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
@@ -87,24 +111,50 @@ class NoteDetailSpider(Spider):
         try:
             async for request in self._requests(source, runtime.freshness(), accounting):
                 yield request
-        except SeedFileError as exc:
-            # E.g. a seed file changed under a paused job: stop, say why, call no more.
+        except (SeedFileError, StorageUnavailable, QueueStop) as exc:
+            self._seeds_failed(exc)
+
+    def _seeds_failed(self, exc: BaseException) -> None:
+        """Reading seeds failed: stop, say why, call no more."""
+        runtime = self._runtime
+        if isinstance(exc, SeedFileError):
+            # E.g. a seed file changed under a paused job.
             runtime.stop(reasons.SEED_ERROR, str(exc))
-            return
-        except StorageUnavailable as exc:
+        elif isinstance(exc, StorageUnavailable):
             # Freshness cannot be checked: going on would pay again for stored notes.
             runtime.stop(reasons.STORAGE_ERROR, f"{exc}; stopping before paying for notes")
+        elif isinstance(exc, QueueStop):
+            runtime.stop(exc.reason, str(exc))
+        else:  # a bug in the run's reader (a task of its own): stop rather than hang
+            logger.error("Reading the run's seeds failed", exc_info=exc)
+            runtime.stop(reasons.QUEUE_ERROR)
 
     def _seed_source(self, runtime: PgyRuntime, accounting: RunAccounting) -> SeedSource:
         config = runtime.config
         assert config is not None
         seeds_dir = accounting.paths.seeds_dir
+        read_ahead = max(2 * config.concurrent_requests, 32)
 
         async def fetch_url(url: str) -> str:
             return await seedurl.fetch_seed_url(
                 self.crawler, url, seeds_dir, reuse=bool(config.jobdir)
             )
 
+        if runtime.queue is not None:
+            from pgy_spider.queue.source import queue_source
+
+            return queue_source(
+                runtime.queue,
+                (self.ids_inline, self.ids_files, self.ids_url) if self.has_seeds else None,
+                fetch_url=fetch_url,
+                check_time=config.id_time_check,
+                outcomes=accounting,
+                backlog=accounting,
+                fresh=runtime.freshness(),
+                read_ahead=read_ahead,
+                stopping=lambda: runtime.stopping,
+                on_error=self._seeds_failed,
+            )
         return LocalSeedSource(
             inline=self.ids_inline,
             files=self.ids_files,
@@ -112,7 +162,7 @@ class NoteDetailSpider(Spider):
             fetch_url=fetch_url,
             cursor=accounting.cursor,
             backlog=accounting,
-            read_ahead=max(2 * config.concurrent_requests, 32),
+            read_ahead=read_ahead,
             check_time=config.id_time_check,
         )
 
@@ -120,6 +170,15 @@ class NoteDetailSpider(Spider):
         self, source: SeedSource, fresh: FreshnessSource | None, accounting: RunAccounting
     ) -> AsyncIterator[Request]:
         runtime = self._runtime
+        if source.prepared:
+            # Deduplicated, checked and counted upstream (a run's shared queue): request each.
+            async for seed in source:
+                if runtime.stopping:
+                    return
+                if accounting.issue(seed):
+                    yield self.note_request(seed.note_id, seed.seq)  # type: ignore[arg-type]
+            accounting.done_reading()
+            return
         if fresh is None:
             async for seed in source:
                 if runtime.stopping:

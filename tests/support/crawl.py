@@ -75,12 +75,15 @@ def parse_stats(log: str) -> dict[str, Any]:
     return stats
 
 
+# What a test crawl never takes from the environment it runs in: a developer's shell may hold
+# any of them.
+INHERITED_NOT = frozenset(
+    {"JUSTONEAPI_TOKEN", "PGY_TOKEN_FILE", "PGY_REGION", "MONGO_URI", "PGY_QUEUE_URL", "PGY_RUN"}
+)
+
+
 def crawl_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"JUSTONEAPI_TOKEN", "PGY_TOKEN_FILE", "PGY_REGION", "MONGO_URI"}
-    }
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED_NOT}
     env["PYTHONPATH"] = str(REPO)
     env["SCRAPY_SETTINGS_MODULE"] = "pgy_spider.settings"
     env["PYTHONWARNINGS"] = "error::DeprecationWarning:pgy_spider"
