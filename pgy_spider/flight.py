@@ -20,13 +20,16 @@ class InFlight:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._places = asyncio.Semaphore(limit)
+        self.taken = 0  # places held now
 
     async def take(self, request_meta: dict[str, Any]) -> None:
         """Wait for a place, before the call is sent."""
         await self._places.acquire()
+        self.taken += 1
         request_meta[meta.IN_FLIGHT] = True
 
     def give_back(self, request_meta: dict[str, Any]) -> None:
         """The call needs its place no more (idempotent)."""
         if request_meta.pop(meta.IN_FLIGHT, False):
+            self.taken -= 1
             self._places.release()

@@ -29,6 +29,7 @@ def test_a_place_is_held_until_given_back_and_only_once() -> None:
         places.give_back(second)
         await asyncio.wait_for(blocked, 1)
         assert "pgy_in_flight" not in first and third["pgy_in_flight"] is True
+        assert places.taken == 2
         return events
 
     assert asyncio.run(scenario()) == ["waiting", "sent", "blocked"]
