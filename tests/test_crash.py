@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.accounting import assert_accounted
+from tests.support.accounting import assert_accounted, assert_balanced
 from tests.support.crawl import CrawlResult, finish_crawl, run_crawl, start_crawl
 from tests.support.ids import make_note_id, not_found_id
 from tests.support.simulator import SimulatorClient
@@ -265,7 +265,7 @@ def _output_error(result: CrawlResult, path: str) -> dict[str, Any]:
     assert s["finish_reason"] == "pgy_output_error" and s["exit_code"] == 5
     assert s["output_error"]["path"] == path and "space" in s["output_error"]["error"]
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
-    assert s["balanced"] is True
+    assert_balanced(s)
     return s
 
 

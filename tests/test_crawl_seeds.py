@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.accounting import assert_accounted
 from tests.support.crawl import CrawlResult, run_crawl
 from tests.support.simulator import SimulatorClient, make_note_id
 
@@ -37,10 +38,9 @@ def _assert_clean_run(result: CrawlResult, notes: list[str], sim: SimulatorClien
     # One call per distinct valid ID, and nothing else reached the API.
     assert stats["by_note"] == dict.fromkeys(notes, 1)
     assert stats["calls"] == len(notes)
-    summary = result.summary
+    summary = assert_accounted(result)
     assert summary["finish_reason"] == "finished"
     assert summary["notes_written"] == len(notes)
-    assert summary["balanced"] is True
 
 
 def test_csv_note_id_column_is_used_and_header_skipped(
@@ -208,8 +208,7 @@ def test_only_rejected_seeds_make_no_call(tmp_path: Path, sim: SimulatorClient) 
     assert result.returncode == 0, result
     assert sim.stats()["calls"] == 0
     assert result.notes == []
-    assert result.summary["rejected"] == 2
-    assert result.summary["balanced"] is True
+    assert assert_accounted(result)["rejected"] == 2
     assert len(result.failed) == 2
 
 
