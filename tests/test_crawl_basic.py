@@ -7,11 +7,12 @@ from pathlib import Path
 
 from tests.support.accounting import assert_accounted
 from tests.support.crawl import run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids
+from tests.support.simulator import SimulatorClient
 
 
 def test_seed_file_to_notes_once_per_distinct_id(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c = (make_note_id(i) for i in range(3))
+    a, b, c = make_note_ids(3)
     seeds = tmp_path / "seeds.txt"
     seeds.write_text(
         "\n".join(

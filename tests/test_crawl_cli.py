@@ -17,13 +17,10 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tests.support.crawl import CrawlResult, read_jsonl, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_id, make_note_ids
+from tests.support.simulator import SimulatorClient
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _ids(n: int) -> list[str]:
-    return [make_note_id(i) for i in range(n)]
 
 
 def _assert_user_error(result: CrawlResult, sim: SimulatorClient, *words: str) -> str:
@@ -160,7 +157,7 @@ def test_ids_url_not_http(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def test_token_from_env(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(2)
+    ids = make_note_ids(2)
     result = run_crawl(
         tmp_path,
         "-a",
@@ -176,7 +173,7 @@ def test_token_from_env(tmp_path: Path, sim: SimulatorClient) -> None:
 
 @pytest.mark.parametrize("where", ["setting", "env"])
 def test_token_from_file(tmp_path: Path, sim: SimulatorClient, where: str) -> None:
-    ids = _ids(2)
+    ids = make_note_ids(2)
     token_file = tmp_path / "token.txt"
     token_file.write_text("\ufefftest-token-3\r\n", encoding="utf-8")  # Notepad-style
     settings = {"PGY_TOKEN_FILE": str(token_file)} if where == "setting" else {}
@@ -197,7 +194,7 @@ def test_token_from_file(tmp_path: Path, sim: SimulatorClient, where: str) -> No
 
 
 def test_several_tokens_from_env_and_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(3)
+    ids = make_note_ids(3)
     result = run_crawl(
         tmp_path / "env",
         "-a",
@@ -246,7 +243,7 @@ def test_token_setting_wins_over_env(tmp_path: Path, sim: SimulatorClient) -> No
 def test_token_never_logged_even_at_debug(tmp_path: Path, sim: SimulatorClient) -> None:
     secret = "Zq9+sec/ret=tok&x"  # characters that change when URL-quoted
     sim.configure(tokens=[secret], reset=0.4, seed=7, note_codes={make_note_id(3): 400})
-    ids = _ids(5)
+    ids = make_note_ids(5)
     (tmp_path / "seeds.txt").write_text("\n".join([*ids, "bad-seed"]) + "\n", encoding="utf-8")
     result = run_crawl(
         tmp_path,
@@ -276,7 +273,7 @@ def test_token_not_in_log_file(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(
         tmp_path,
         "-a",
-        "ids=" + ",".join(_ids(5)),
+        "ids=" + ",".join(make_note_ids(5)),
         sim_url=sim.url,
         settings={"LOG_FILE": "crawl.log", "LOG_LEVEL": "DEBUG", "PGY_RETRY_TIMES": 3},
     )
@@ -295,7 +292,7 @@ def test_token_in_no_file_with_jobdir_and_http_cache(tmp_path: Path, sim: Simula
     result = run_crawl(
         tmp_path,
         "-a",
-        "ids=" + ",".join(_ids(3)),
+        "ids=" + ",".join(make_note_ids(3)),
         sim_url=sim.url,
         token=secret,
         settings={
@@ -331,7 +328,7 @@ def test_plain_http_base_warns(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def _feed_run(tmp_path: Path, sim: SimulatorClient, *feed_args: str, n: int = 3) -> CrawlResult:
-    ids = _ids(n)
+    ids = make_note_ids(n)
     result = run_crawl(tmp_path, "-a", "ids=" + ",".join(ids), *feed_args, sim_url=sim.url)
     assert result.returncode == 0, result
     assert sim.stats()["calls"] == n
@@ -349,7 +346,7 @@ def test_csv_feed_for_excel(tmp_path: Path, sim: SimulatorClient) -> None:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         rows = list(reader)
-    assert sorted(r["noteId"] for r in rows) == sorted(_ids(3))
+    assert sorted(r["noteId"] for r in rows) == sorted(make_note_ids(3))
     assert len(header) == len(set(header))
     assert "raw" not in header  # the bulky raw payload is left out of the CSV
     for column in ("noteId", "title", "likeNum", "kol", "imageUrls", "topics", "createdAt"):
@@ -376,7 +373,7 @@ def test_json_feed(tmp_path: Path, sim: SimulatorClient) -> None:
     assert CJK.search(text)
     notes = json.loads(text)
     assert isinstance(notes, list)
-    assert sorted(n["noteId"] for n in notes) == sorted(_ids(3))
+    assert sorted(n["noteId"] for n in notes) == sorted(make_note_ids(3))
     assert not (result.output / "notes.jsonl").exists()
 
 
@@ -384,7 +381,7 @@ def test_jsonl_feed_replaces_default(tmp_path: Path, sim: SimulatorClient) -> No
     (tmp_path / "x.jsonl").write_text('{"old": true}\n', encoding="utf-8")
     result = _feed_run(tmp_path, sim, "-O", "x.jsonl")
     notes = read_jsonl(tmp_path / "x.jsonl")
-    assert sorted(n["noteId"] for n in notes) == sorted(_ids(3))  # -O overwrote the old line
+    assert sorted(n["noteId"] for n in notes) == make_note_ids(3)  # -O replaced the old line
     for note in notes:
         # Normalised: the ID's creation time as ISO UTC, the untouched API data kept in raw.
         assert note["createdAt"] == "2024-02-05T10:10:04Z"
@@ -397,7 +394,7 @@ def test_jsonl_feed_replaces_default(tmp_path: Path, sim: SimulatorClient) -> No
 
 
 def test_csv_feed_appended_by_a_second_run(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     for note in (a, b):
         result = run_crawl(tmp_path, "-a", f"ids={note}", "-o", "notes.csv", sim_url=sim.url)
         assert result.returncode == 0, result
@@ -469,7 +466,7 @@ def test_default_feed_is_replaced_by_a_new_run(tmp_path: Path, sim: SimulatorCli
 def test_concurrent_requests_beyond_per_domain_default(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    ids = _ids(40)
+    ids = make_note_ids(40)
     sim.configure(latency_ms=300)
     result = run_crawl(
         tmp_path,
@@ -491,7 +488,7 @@ def test_concurrent_requests_beyond_per_domain_default(
 
 
 def test_concurrent_requests_lower_limit_is_kept(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(6)
+    ids = make_note_ids(6)
     sim.configure(latency_ms=100)
     result = run_crawl(
         tmp_path,
@@ -536,7 +533,7 @@ def test_explicit_per_domain_limit_is_enforced(tmp_path: Path, sim: SimulatorCli
     result = run_crawl(
         tmp_path,
         "-a",
-        "ids=" + ",".join(_ids(12)),
+        "ids=" + ",".join(make_note_ids(12)),
         sim_url=sim.url,
         settings={"CONCURRENT_REQUESTS": 20, "CONCURRENT_REQUESTS_PER_DOMAIN": 3},
     )
@@ -546,7 +543,7 @@ def test_explicit_per_domain_limit_is_enforced(tmp_path: Path, sim: SimulatorCli
 
 def test_progress_lines(tmp_path: Path, sim: SimulatorClient) -> None:
     sim.configure(latency_ms=100)
-    ids = _ids(10)
+    ids = make_note_ids(10)
     result = run_crawl(
         tmp_path,
         "-a",

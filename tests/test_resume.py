@@ -11,7 +11,8 @@ import pytest
 
 from tests.support.accounting import assert_balanced
 from tests.support.crawl import finish_crawl, run_crawl, start_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids
+from tests.support.simulator import SimulatorClient
 
 
 def write_seeds(path: Path, ids: list[str]) -> None:
@@ -21,7 +22,7 @@ def write_seeds(path: Path, ids: list[str]) -> None:
 def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    ids = [make_note_id(i) for i in range(40)]
+    ids = make_note_ids(40)
     # A duplicate late in the file: after the resume it must still count as a duplicate.
     write_seeds(tmp_path / "seeds.txt", [*ids, ids[0]])
     args = ("-a", "ids_file=seeds.txt")
@@ -66,7 +67,7 @@ def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
 def test_signal_stops_cleanly_and_resume_completes(
     tmp_path: Path, sim: SimulatorClient, signum: int
 ) -> None:
-    ids = [make_note_id(i) for i in range(120)]
+    ids = make_note_ids(120)
     write_seeds(tmp_path / "seeds.txt", ids)
     args = ("-a", "ids_file=seeds.txt")
     settings = {"JOBDIR": "job", "CONCURRENT_REQUESTS": 4}
@@ -102,7 +103,7 @@ def test_a_state_of_another_format_is_refused_before_any_file_is_touched(
 ) -> None:
     from pgy_spider import jobstate
 
-    ids = [make_note_id(i) for i in range(3)]
+    ids = make_note_ids(3)
     write_seeds(tmp_path / "seeds.txt", ids)
     job = tmp_path / "job"
     job.mkdir()

@@ -18,6 +18,7 @@ from pgy_spider.seeds import (
     iter_inline,
     iter_seeds,
 )
+from tests.support.ids import make_note_ids
 
 A = "65c0b3fc000000002c037a49"
 B = "65c0b3fc000000002c037a4a"
@@ -301,8 +302,7 @@ def test_seeds_equal_public_constructor_and_are_frozen(tmp_path: Path) -> None:
 def test_memory_stays_flat(tmp_path: Path) -> None:
     path = tmp_path / "many.txt"
     with path.open("w") as f:
-        for i in range(100_000):
-            f.write(f"65c0b3fc{i:016x}\n")
+        f.writelines(note_id + "\n" for note_id in make_note_ids(100_000))
     tracemalloc.start()
     try:
         count = sum(1 for _ in iter_seeds([str(path)]))
