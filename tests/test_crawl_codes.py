@@ -171,36 +171,6 @@ def test_unknown_code_fails_that_note_only(tmp_path: Path, sim: SimulatorClient)
     assert result.summary["finish_reason"] == "finished"
 
 
-# -- 302: rate limit ------------------------------------------------------------------------
-
-
-def test_302_burst_has_its_own_budget(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(3)
-    sim.configure(burst_302=6)
-    result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=1, CONCURRENT_REQUESTS=1)
-    assert result.returncode == 0, result
-    # With one retry for 301/500, six 302s in a row would lose notes if they shared it.
-    assert _written(result) == sorted(ids)
-    stats = sim.stats()
-    assert stats["by_code"] == {"302": 6, "0": 3}
-    assert result.stats["pgy/rate_limit_pauses"] > 0
-    assert result.stats["pgy/code/302"] == 6
-    assert result.failed == []
-    assert result.summary["calls_by_code"] == {"0": 3, "302": 6}
-
-
-def test_302_pauses_the_whole_crawl(tmp_path: Path, sim: SimulatorClient) -> None:
-    """A rate-limit pause holds back every call, not just the limited one."""
-    ids = _ids(4)
-    sim.configure(burst_302=1)
-    result = _crawl(tmp_path, sim, ids, PGY_RATE_LIMIT_DELAY=1.5, CONCURRENT_REQUESTS=1)
-    assert result.returncode == 0, result
-    assert _written(result) == sorted(ids)
-    assert result.stats["pgy/rate_limit_pauses"] == 1
-    # The other notes waited out the pause too: the crawl took at least the pause.
-    assert result.stats["elapsed_time_seconds"] >= 1.4
-
-
 # -- HTTP statuses of the 2026 OpenAPI definition ---------------------------------------------
 
 
@@ -267,19 +237,6 @@ def test_openapi_429_with_303_is_quota_not_rate_limit(tmp_path: Path, sim: Simul
     assert result.summary["finish_reason"] == "pgy_quota_exceeded"
     assert sim.stats()["calls"] == 1
     assert result.stats.get("pgy/rate_limit_pauses", 0) == 0
-
-
-def test_302_budget_exhausted(tmp_path: Path, sim: SimulatorClient) -> None:
-    limited, good = _ids(2)
-    sim.configure(note_codes={limited: 302})
-    result = _crawl(tmp_path, sim, [limited, good], PGY_RATE_LIMIT_RETRIES=2, PGY_RETRY_TIMES=9)
-    assert result.returncode == 0, result
-    assert _written(result) == [good]
-    assert sim.stats()["by_note"] == {limited: 3, good: 1}  # 1 try + 2 rate-limit retries
-    record = _failed_by_note(result)[limited]
-    assert (record["reason"], record["code"], record["attempts"]) == ("rate_limited", 302, 3)
-    assert REQUEST_ID.match(record["requestId"])
-    assert result.summary["failed_by_reason"] == {"rate_limited": 1}
 
 
 def test_summary_accounts_for_every_call(tmp_path: Path, sim: SimulatorClient) -> None:

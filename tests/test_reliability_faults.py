@@ -147,6 +147,7 @@ def test_302_bursts_with_enough_budget(tmp_path: Path, sim: SimulatorClient) -> 
     # 302 has its own budget: PGY_RETRY_TIMES=0 did not fail a single note.
     assert s["retries"] == 0
     assert result.stats["pgy/rate_limit_pauses"] >= 1
+    assert result.stats["pgy/code/302"] == 45
     assert s["calls_by_code"] == {"0": N, "302": 45}
 
 
