@@ -2,8 +2,8 @@
 
 A fatal code retires the token; with no token left the crawl closes with a named reason,
 exits 3, makes no further call, and leaves the undone notes *pending* (to be resumed), not
-failed. With several tokens the crawl moves on to the next one. Tokens never appear in any
-output.
+failed. Tokens never appear in any output. Several tokens, retired one after another:
+tests/test_reliability_tokens.py.
 """
 
 from __future__ import annotations
@@ -108,61 +108,6 @@ def test_stop_makes_no_new_call_beyond_in_flight(tmp_path: Path, sim: SimulatorC
     assert sim.stats()["calls"] <= 4
     assert result.summary["pending"] == result.summary["seeds_read"]
     assert result.failed == []
-
-
-def test_second_token_takes_over(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = IDS[:4]
-    sim.configure(token_codes={"test-token": 303})
-    result = _crawl(tmp_path, sim, ids, token="test-token,test-token-2")
-    assert result.returncode == 0, result
-    assert sorted(n["noteId"] for n in result.notes) == sorted(ids)
-    assert sim.stats()["by_token"] == {"test-token": 1, "test-token-2": 4}
-    summary = result.summary
-    assert summary["finish_reason"] == "finished"
-    assert summary["exit_code"] == 0
-    assert summary["notes_written"] == 4
-    assert summary["pending"] == 0
-    assert summary["tokens"] == {
-        token_fingerprint("test-token"): {"calls": 1, "retired": "pgy_quota_exceeded"},
-        token_fingerprint("test-token-2"): {"calls": 4, "retired": None},
-    }
-    assert result.stats["pgy/tokens_retired/pgy_quota_exceeded"] == 1
-    assert result.failed == []
-    assert "test-token" not in _outputs_text(result)
-
-
-def test_second_token_with_concurrency(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = [make_note_id(i) for i in range(8)]
-    sim.configure(permission_denied_tokens=["test-token"], latency_ms=50)
-    result = _crawl(tmp_path, sim, ids, token="test-token,test-token-2", CONCURRENT_REQUESTS=4)
-    assert result.returncode == 0, result
-    assert sorted(n["noteId"] for n in result.notes) == sorted(ids)
-    by_token = sim.stats()["by_token"]
-    assert by_token["test-token-2"] == 8
-    assert 1 <= by_token["test-token"] <= 4  # only the first wave used the refused token
-    tokens = result.summary["tokens"]
-    assert tokens[token_fingerprint("test-token")]["retired"] == "pgy_permission_denied"
-    assert tokens[token_fingerprint("test-token")]["calls"] == by_token["test-token"]
-    assert tokens[token_fingerprint("test-token-2")] == {"calls": 8, "retired": None}
-    assert "test-token" not in _outputs_text(result)
-
-
-def test_every_token_refused_stops(tmp_path: Path, sim: SimulatorClient) -> None:
-    sim.configure(token_codes={"test-token": 303, "test-token-2": 601})
-    result = _crawl(tmp_path, sim, token="test-token,test-token-2")
-    assert result.returncode == 3, result
-    assert sim.stats()["by_token"] == {"test-token": 1, "test-token-2": 1}
-    summary = result.summary
-    assert summary["finish_reason"] == "pgy_insufficient_balance"
-    assert summary["tokens"] == {
-        token_fingerprint("test-token"): {"calls": 1, "retired": "pgy_quota_exceeded"},
-        token_fingerprint("test-token-2"): {"calls": 1, "retired": "pgy_insufficient_balance"},
-    }
-    assert result.notes == []
-    assert result.failed == []
-    assert summary["pending"] >= 1
-    assert summary["balanced"] is True
-    assert "test-token" not in _outputs_text(result)
 
 
 def test_successes_in_flight_at_the_stop_are_written(tmp_path: Path, sim: SimulatorClient) -> None:

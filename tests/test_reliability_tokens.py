@@ -86,7 +86,7 @@ def test_refused_tokens_are_retired_and_the_crawl_finishes_on_the_next(
     )
     assert result.returncode == 0, result
     summary = result.summary
-    assert summary["finish_reason"] == "finished"
+    assert (summary["finish_reason"], summary["exit_code"]) == ("finished", 0)
     assert_accounted(result)
     assert (summary["notes_written"], summary["failed"], summary["pending"]) == (24, 0, 0)
     assert (summary["duplicates"], summary["rejected"]) == (1, 1)
