@@ -59,6 +59,13 @@ FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any], str, int | None]] = {
 }
 # Where each fault shows in the simulator's by_code counts.
 SIM_KEY = {"rate_301": "301", "rate_500": "500"}
+# Which pgy/transport/<kind> stat counts each transport fault.
+TRANSPORT_KIND = {
+    "http502_html": "http_502",
+    "truncated": "invalid_json",
+    "malformed": "invalid_json",
+    "reset": "DownloadFailedError",
+}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
@@ -82,11 +89,14 @@ def test_fault_with_enough_retries_every_note_arrives_once(
     assert stats["success_by_note"] == dict.fromkeys(ids, 1)
     assert stats["billed"] == N
     assert stats["by_code"]["0"] == N
-    assert s["retries"] == injected
+    assert s["retries"] == result.stats["pgy/retry/count"] == injected
     # Every call that reached the API is one the crawl sent and counted.
     assert stats["calls"] == s["requests_sent"] == N + injected
     # A reset call reached the API and may have been billed there; the others did not.
     assert s["possibly_billed"] == (injected if fault == "reset" else 0)
+    assert result.stats.get("pgy/possibly_billed", 0) == s["possibly_billed"]
+    if fault in TRANSPORT_KIND:
+        assert result.stats[f"pgy/transport/{TRANSPORT_KIND[fault]}"] == injected
     if fault in SIM_KEY:
         assert s["calls_by_code"] == {"0": N, SIM_KEY[fault]: injected}
         assert s["api_calls"] == stats["calls"]
@@ -128,8 +138,12 @@ def test_fault_with_too_few_retries_fails_notes_with_their_reason(
         assert record["attempts"] == retry_times + 1
         if code is not None:
             assert record["requestId"]  # the API's request id, for support
+        else:
+            assert record["requestId"] is None  # no answer from the API, no request id
         assert stats["by_note"][note_id] == retry_times + 1
     assert stats["calls"] == s["requests_sent"]
+    if code is None:  # a transport fault is no business answer: only the successes are
+        assert s["api_calls"] == s["notes_written"]
 
 
 def test_302_bursts_with_enough_budget(tmp_path: Path, sim: SimulatorClient) -> None:
@@ -203,6 +217,7 @@ def test_slow_answers_with_no_retry(tmp_path: Path, sim: SimulatorClient) -> Non
     assert {(r["reason"], r["code"], r["attempts"]) for r in failed.values()} == {
         ("transport_error", None, 1)
     }
+    assert all("Timeout" in r["message"] for r in failed.values()), failed
     assert s["failed_by_reason"] == {"transport_error": len(ids)}
     assert s["possibly_billed"] == len(ids)
     assert stats["calls"] == len(ids)
