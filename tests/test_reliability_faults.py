@@ -14,6 +14,7 @@ checked against the simulator's call counts.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.support.ids import make_note_ids, not_found_id
 from tests.support.simulator import SimulatorClient
 
 N = 30  # notes per single-fault run
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 NOTE_FAILURE_REASONS = {"retries_exhausted", "transport_error", "rate_limited", "not_found"}
 
 
@@ -137,7 +139,7 @@ def test_fault_with_too_few_retries_fails_notes_with_their_reason(
         assert record["code"] == code
         assert record["attempts"] == retry_times + 1
         if code is not None:
-            assert record["requestId"]  # the API's request id, for support
+            assert REQUEST_ID.fullmatch(record["requestId"])  # the API's, for support
         else:
             assert record["requestId"] is None  # no answer from the API, no request id
         assert stats["by_note"][note_id] == retry_times + 1
