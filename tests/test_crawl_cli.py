@@ -76,42 +76,9 @@ def test_bad_base_url(tmp_path: Path, sim: SimulatorClient) -> None:
     _assert_user_error(result, sim, "PGY_BASE_URL")
 
 
-def test_missing_seed_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    result = run_crawl(tmp_path, "-a", "ids_file=missing.txt", sim_url=sim.url)
-    _assert_user_error(result, sim, "missing.txt", "does not exist")
-
-
-def test_missing_second_seed_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    (tmp_path / "ok.txt").write_text(make_note_id(0) + "\n", encoding="utf-8")
-    result = run_crawl(tmp_path, "-a", "ids_file=ok.txt,gone.csv", sim_url=sim.url)
-    _assert_user_error(result, sim, "gone.csv")
-
-
-def test_directory_as_seed_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    (tmp_path / "seeds").mkdir()
-    result = run_crawl(tmp_path, "-a", "ids_file=seeds", sim_url=sim.url)
-    _assert_user_error(result, sim, "seeds", "directory")
-
-
 def test_no_seeds_argument(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(tmp_path, sim_url=sim.url)
     _assert_user_error(result, sim, "no seeds", "ids_file", "ids_url")
-
-
-@pytest.mark.parametrize(
-    ("content", "words"),
-    [
-        pytest.param("65c0b3fc000000002c037a49\n".encode("utf-16"), ("UTF-16",), id="utf16"),
-        pytest.param(b"PK\x03\x04\x00\x00\x08\x00" * 20, ("binary",), id="binary"),
-        pytest.param(b"65c0b3fc000000002c037a49\r65c0b3fc000000002c037a4a\r", ("CR",), id="cr"),
-    ],
-)
-def test_unusable_seed_file(
-    tmp_path: Path, sim: SimulatorClient, content: bytes, words: tuple[str, ...]
-) -> None:
-    (tmp_path / "seeds.txt").write_bytes(content)
-    result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)
-    _assert_user_error(result, sim, "seeds.txt", *words)
 
 
 def test_output_path_not_creatable(tmp_path: Path, sim: SimulatorClient) -> None:

@@ -96,6 +96,12 @@ def test_check_sources_directory(tmp_path: Path) -> None:
     assert repr(str(tmp_path)) in message
 
 
+def test_check_sources_dangling_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "seeds.txt"
+    link.symlink_to(tmp_path / "gone.txt")
+    assert "does not exist" in _error([str(link)])
+
+
 def test_check_sources_pipe(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -123,6 +129,12 @@ def test_check_sources_unreadable_simulated(
 
 def test_check_sources_binary(tmp_path: Path) -> None:
     path = write(tmp_path, "ids.txt", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 10)
+    assert "looks binary" in _error([path])
+
+
+def test_check_sources_image_named_csv_is_binary(tmp_path: Path) -> None:
+    header = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x06"
+    path = write(tmp_path, "ids.csv", header + bytes(range(256)) * 16)
     assert "looks binary" in _error([path])
 
 
