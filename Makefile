@@ -10,8 +10,12 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(BIN)/python -m pgy_spider.demo
 
+# The suite on TEST_WORKERS processes (pytest-xdist); each has its own simulator, MongoDB
+# server and Scrapyd. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pgy_spider tests bench

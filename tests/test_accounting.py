@@ -19,7 +19,7 @@ from pgy_spider.extensions.accounting import RunAccounting
 from pgy_spider.failures import DuplicateNote, FailureRecord
 from pgy_spider.seeds import Seed, SeedPos
 from tests.support.components import api_answer, note_request, project_crawler, runtime
-from tests.support.ids import make_note_id
+from tests.support.ids import make_note_id, make_note_ids
 
 _OPEN: list[RunAccounting] = []
 
@@ -67,7 +67,7 @@ def _scraped(crawler: Any, seq: int) -> None:
 
 def test_every_seed_in_one_place_and_a_balanced_summary(tmp_path: Path) -> None:
     accounting, crawler = _accounting(tmp_path)
-    ids = [make_note_id(i) for i in range(4)]
+    ids = make_note_ids(4)
     accounting.reject(_seed(0, None, "short_link", raw="http://xhslink.com/a"))
     for seq, note_id in enumerate(ids, start=1):
         assert not accounting.seen_before(note_id)

@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 
 from tests.support.crawl import parse_stats, read_jsonl
-from tests.support.ids import make_note_id, not_found_id
+from tests.support.ids import make_note_ids, not_found_id
 from tests.support.simulator import SimulatorClient
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = Path(__file__).resolve().parent / "foreign_project"
 TOKEN = "foreign-secret-token"
-NOTES = [make_note_id(i) for i in range(3)]
-NOTES_CB = [make_note_id(i) for i in range(3, 5)]
+NOTES = make_note_ids(3)
+NOTES_CB = make_note_ids(2, 3)
 
 # Scrapy 2.19's downloader middlewares: the add-on adds its own and changes none of these.
 SCRAPY_DOWNLOADER_MIDDLEWARES = [
@@ -269,7 +269,7 @@ def test_a_fatal_code_closes_the_spider_with_its_reason(
 ) -> None:
     sim.configure(tokens=[TOKEN], token_codes={TOKEN: 303})
     settings = {"PGY_TOKEN": TOKEN, "PGY_BASE_URL": sim.url, "CONCURRENT_REQUESTS": 1}
-    ids = [make_note_id(i) for i in range(20)]
+    ids = make_note_ids(20)
     run = _crawl(foreign_python, tmp_path, f"{pages}/page", notes=ids, settings=settings)
     assert run.report["reason"] == "pgy_quota_exceeded", run
     assert "Stopping the crawl: pgy_quota_exceeded" in run.stderr

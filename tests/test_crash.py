@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.accounting import assert_accounted
+from tests.support.accounting import assert_accounted, assert_balanced
 from tests.support.crawl import CrawlResult, finish_crawl, run_crawl, start_crawl
-from tests.support.ids import make_note_id, not_found_id
+from tests.support.ids import make_note_id, make_note_ids, not_found_id
 from tests.support.simulator import SimulatorClient
 
 CONCURRENCY = 8
@@ -265,7 +265,7 @@ def _output_error(result: CrawlResult, path: str) -> dict[str, Any]:
     assert s["finish_reason"] == "pgy_output_error" and s["exit_code"] == 5
     assert s["output_error"]["path"] == path and "space" in s["output_error"]["error"]
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
-    assert s["balanced"] is True
+    assert_balanced(s)
     return s
 
 
@@ -284,7 +284,7 @@ def test_a_feed_on_a_full_disk_stops_the_run(tmp_path: Path, sim: SimulatorClien
 
 
 def test_a_failed_file_on_a_full_disk_stops_the_run(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = [not_found_id(1), *(make_note_id(i) for i in range(20))]
+    ids = [not_found_id(1), *make_note_ids(20)]
     result = run_crawl(
         tmp_path,
         "-a",
@@ -321,7 +321,7 @@ def test_a_job_paused_in_the_previous_format_resumes(tmp_path: Path, sim: Simula
     from pgy_spider.ledger import Ledger
     from pgy_spider.noteid import note_id_to_int
 
-    ids = [make_note_id(i) for i in range(20)]
+    ids = make_note_ids(20)
     (tmp_path / "seeds.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
     # What the previous version left after a quota stop: 8 notes written, 2 pending, the
     # cursor on the 10th seed, its dedup set in the pickle.

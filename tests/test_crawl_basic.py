@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.support.accounting import assert_accounted
 from tests.support.crawl import run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids
+from tests.support.simulator import SimulatorClient
 
 
 def test_seed_file_to_notes_once_per_distinct_id(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c = (make_note_id(i) for i in range(3))
+    a, b, c = make_note_ids(3)
     seeds = tmp_path / "seeds.txt"
     seeds.write_text(
         "\n".join(
@@ -32,12 +34,11 @@ def test_seed_file_to_notes_once_per_distinct_id(tmp_path: Path, sim: SimulatorC
     assert sorted(n["noteId"] for n in result.notes) == sorted([a, b, c])
     # Each distinct valid ID is requested exactly once; bad seeds never reach the API.
     assert sim.stats()["by_note"] == {a: 1, b: 1, c: 1}
-    summary = result.summary
+    summary = assert_accounted(result)
     assert summary["seeds_read"] == 6
     assert summary["duplicates"] == 1
     assert summary["rejected_by_reason"] == {"invalid_id": 1, "short_link": 1}
     assert summary["notes_written"] == 3
-    assert summary["balanced"] is True
     assert summary["finish_reason"] == "finished"
     assert {(f["reason"], f["seed"]) for f in result.failed} == {
         ("invalid_id", "not-a-note"),

@@ -17,13 +17,10 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tests.support.crawl import CrawlResult, read_jsonl, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_id, make_note_ids
+from tests.support.simulator import SimulatorClient
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _ids(n: int) -> list[str]:
-    return [make_note_id(i) for i in range(n)]
 
 
 def _assert_user_error(result: CrawlResult, sim: SimulatorClient, *words: str) -> str:
@@ -79,42 +76,9 @@ def test_bad_base_url(tmp_path: Path, sim: SimulatorClient) -> None:
     _assert_user_error(result, sim, "PGY_BASE_URL")
 
 
-def test_missing_seed_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    result = run_crawl(tmp_path, "-a", "ids_file=missing.txt", sim_url=sim.url)
-    _assert_user_error(result, sim, "missing.txt", "does not exist")
-
-
-def test_missing_second_seed_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    (tmp_path / "ok.txt").write_text(make_note_id(0) + "\n", encoding="utf-8")
-    result = run_crawl(tmp_path, "-a", "ids_file=ok.txt,gone.csv", sim_url=sim.url)
-    _assert_user_error(result, sim, "gone.csv")
-
-
-def test_directory_as_seed_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    (tmp_path / "seeds").mkdir()
-    result = run_crawl(tmp_path, "-a", "ids_file=seeds", sim_url=sim.url)
-    _assert_user_error(result, sim, "seeds", "directory")
-
-
 def test_no_seeds_argument(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(tmp_path, sim_url=sim.url)
     _assert_user_error(result, sim, "no seeds", "ids_file", "ids_url")
-
-
-@pytest.mark.parametrize(
-    ("content", "words"),
-    [
-        pytest.param("65c0b3fc000000002c037a49\n".encode("utf-16"), ("UTF-16",), id="utf16"),
-        pytest.param(b"PK\x03\x04\x00\x00\x08\x00" * 20, ("binary",), id="binary"),
-        pytest.param(b"65c0b3fc000000002c037a49\r65c0b3fc000000002c037a4a\r", ("CR",), id="cr"),
-    ],
-)
-def test_unusable_seed_file(
-    tmp_path: Path, sim: SimulatorClient, content: bytes, words: tuple[str, ...]
-) -> None:
-    (tmp_path / "seeds.txt").write_bytes(content)
-    result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)
-    _assert_user_error(result, sim, "seeds.txt", *words)
 
 
 def test_output_path_not_creatable(tmp_path: Path, sim: SimulatorClient) -> None:
@@ -160,7 +124,7 @@ def test_ids_url_not_http(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def test_token_from_env(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(2)
+    ids = make_note_ids(2)
     result = run_crawl(
         tmp_path,
         "-a",
@@ -176,7 +140,7 @@ def test_token_from_env(tmp_path: Path, sim: SimulatorClient) -> None:
 
 @pytest.mark.parametrize("where", ["setting", "env"])
 def test_token_from_file(tmp_path: Path, sim: SimulatorClient, where: str) -> None:
-    ids = _ids(2)
+    ids = make_note_ids(2)
     token_file = tmp_path / "token.txt"
     token_file.write_text("\ufefftest-token-3\r\n", encoding="utf-8")  # Notepad-style
     settings = {"PGY_TOKEN_FILE": str(token_file)} if where == "setting" else {}
@@ -197,7 +161,7 @@ def test_token_from_file(tmp_path: Path, sim: SimulatorClient, where: str) -> No
 
 
 def test_several_tokens_from_env_and_file(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(3)
+    ids = make_note_ids(3)
     result = run_crawl(
         tmp_path / "env",
         "-a",
@@ -246,7 +210,7 @@ def test_token_setting_wins_over_env(tmp_path: Path, sim: SimulatorClient) -> No
 def test_token_never_logged_even_at_debug(tmp_path: Path, sim: SimulatorClient) -> None:
     secret = "Zq9+sec/ret=tok&x"  # characters that change when URL-quoted
     sim.configure(tokens=[secret], reset=0.4, seed=7, note_codes={make_note_id(3): 400})
-    ids = _ids(5)
+    ids = make_note_ids(5)
     (tmp_path / "seeds.txt").write_text("\n".join([*ids, "bad-seed"]) + "\n", encoding="utf-8")
     result = run_crawl(
         tmp_path,
@@ -276,7 +240,7 @@ def test_token_not_in_log_file(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(
         tmp_path,
         "-a",
-        "ids=" + ",".join(_ids(5)),
+        "ids=" + ",".join(make_note_ids(5)),
         sim_url=sim.url,
         settings={"LOG_FILE": "crawl.log", "LOG_LEVEL": "DEBUG", "PGY_RETRY_TIMES": 3},
     )
@@ -295,7 +259,7 @@ def test_token_in_no_file_with_jobdir_and_http_cache(tmp_path: Path, sim: Simula
     result = run_crawl(
         tmp_path,
         "-a",
-        "ids=" + ",".join(_ids(3)),
+        "ids=" + ",".join(make_note_ids(3)),
         sim_url=sim.url,
         token=secret,
         settings={
@@ -331,7 +295,7 @@ def test_plain_http_base_warns(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def _feed_run(tmp_path: Path, sim: SimulatorClient, *feed_args: str, n: int = 3) -> CrawlResult:
-    ids = _ids(n)
+    ids = make_note_ids(n)
     result = run_crawl(tmp_path, "-a", "ids=" + ",".join(ids), *feed_args, sim_url=sim.url)
     assert result.returncode == 0, result
     assert sim.stats()["calls"] == n
@@ -349,7 +313,7 @@ def test_csv_feed_for_excel(tmp_path: Path, sim: SimulatorClient) -> None:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         rows = list(reader)
-    assert sorted(r["noteId"] for r in rows) == sorted(_ids(3))
+    assert sorted(r["noteId"] for r in rows) == sorted(make_note_ids(3))
     assert len(header) == len(set(header))
     assert "raw" not in header  # the bulky raw payload is left out of the CSV
     for column in ("noteId", "title", "likeNum", "kol", "imageUrls", "topics", "createdAt"):
@@ -376,7 +340,7 @@ def test_json_feed(tmp_path: Path, sim: SimulatorClient) -> None:
     assert CJK.search(text)
     notes = json.loads(text)
     assert isinstance(notes, list)
-    assert sorted(n["noteId"] for n in notes) == sorted(_ids(3))
+    assert sorted(n["noteId"] for n in notes) == sorted(make_note_ids(3))
     assert not (result.output / "notes.jsonl").exists()
 
 
@@ -384,7 +348,7 @@ def test_jsonl_feed_replaces_default(tmp_path: Path, sim: SimulatorClient) -> No
     (tmp_path / "x.jsonl").write_text('{"old": true}\n', encoding="utf-8")
     result = _feed_run(tmp_path, sim, "-O", "x.jsonl")
     notes = read_jsonl(tmp_path / "x.jsonl")
-    assert sorted(n["noteId"] for n in notes) == sorted(_ids(3))  # -O overwrote the old line
+    assert sorted(n["noteId"] for n in notes) == make_note_ids(3)  # -O replaced the old line
     for note in notes:
         # Normalised: the ID's creation time as ISO UTC, the untouched API data kept in raw.
         assert note["createdAt"] == "2024-02-05T10:10:04Z"
@@ -397,7 +361,7 @@ def test_jsonl_feed_replaces_default(tmp_path: Path, sim: SimulatorClient) -> No
 
 
 def test_csv_feed_appended_by_a_second_run(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     for note in (a, b):
         result = run_crawl(tmp_path, "-a", f"ids={note}", "-o", "notes.csv", sim_url=sim.url)
         assert result.returncode == 0, result
@@ -469,7 +433,7 @@ def test_default_feed_is_replaced_by_a_new_run(tmp_path: Path, sim: SimulatorCli
 def test_concurrent_requests_beyond_per_domain_default(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    ids = _ids(40)
+    ids = make_note_ids(40)
     sim.configure(latency_ms=300)
     result = run_crawl(
         tmp_path,
@@ -491,7 +455,7 @@ def test_concurrent_requests_beyond_per_domain_default(
 
 
 def test_concurrent_requests_lower_limit_is_kept(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(6)
+    ids = make_note_ids(6)
     sim.configure(latency_ms=100)
     result = run_crawl(
         tmp_path,
@@ -536,7 +500,7 @@ def test_explicit_per_domain_limit_is_enforced(tmp_path: Path, sim: SimulatorCli
     result = run_crawl(
         tmp_path,
         "-a",
-        "ids=" + ",".join(_ids(12)),
+        "ids=" + ",".join(make_note_ids(12)),
         sim_url=sim.url,
         settings={"CONCURRENT_REQUESTS": 20, "CONCURRENT_REQUESTS_PER_DOMAIN": 3},
     )
@@ -546,7 +510,7 @@ def test_explicit_per_domain_limit_is_enforced(tmp_path: Path, sim: SimulatorCli
 
 def test_progress_lines(tmp_path: Path, sim: SimulatorClient) -> None:
     sim.configure(latency_ms=100)
-    ids = _ids(10)
+    ids = make_note_ids(10)
     result = run_crawl(
         tmp_path,
         "-a",

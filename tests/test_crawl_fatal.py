@@ -2,8 +2,8 @@
 
 A fatal code retires the token; with no token left the crawl closes with a named reason,
 exits 3, makes no further call, and leaves the undone notes *pending* (to be resumed), not
-failed. With several tokens the crawl moves on to the next one. Tokens never appear in any
-output.
+failed. Tokens never appear in any output. Several tokens, retired one after another:
+tests/test_reliability_tokens.py.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from pgy_spider.api import token_fingerprint
+from tests.support.accounting import assert_accounted
 from tests.support.crawl import CrawlResult, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids
+from tests.support.simulator import SimulatorClient
 
-IDS = [make_note_id(i) for i in range(5)]
+IDS = make_note_ids(5)
 
 
 def _crawl(
@@ -41,27 +43,15 @@ def _outputs_text(result: CrawlResult) -> str:
     return "\n".join(parts)
 
 
+# Both with the HTTP statuses of the 2026 OpenAPI definition (401 and 429, where a 429 is
+# also a rate limit): the body's code decides. Every fatal code's reason, retirement and
+# exit status, in process: test_middleware_api.py
+# (test_the_last_refused_token_stops_the_crawl_with_the_named_reason) and test_exitcodes.py.
 @pytest.mark.parametrize(
-    ("config", "token", "reason", "successes"),
+    ("config", "token", "reason", "successes", "status"),
     [
-        pytest.param({}, "unknown-token", "pgy_invalid_token", 0, id="100-unknown-token"),
-        pytest.param({"quota": 2}, "test-token", "pgy_quota_exceeded", 2, id="303-quota"),
-        pytest.param(
-            {"token_codes": {"test-token": 303}},
-            "test-token",
-            "pgy_quota_exceeded",
-            0,
-            id="303-token-code",
-        ),
-        pytest.param(
-            {"permission_denied_tokens": ["test-token"]},
-            "test-token",
-            "pgy_permission_denied",
-            0,
-            id="600-permission",
-        ),
-        pytest.param({"balance": 2}, "test-token", "pgy_insufficient_balance", 2, id="601"),
-        pytest.param({"spend_cap": 3}, "test-token", "pgy_spending_cap", 3, id="602"),
+        pytest.param({}, "unknown-token", "pgy_invalid_token", 0, 401, id="100-unknown-token"),
+        pytest.param({"quota": 2}, "test-token", "pgy_quota_exceeded", 2, 429, id="303-quota"),
     ],
 )
 def test_fatal_code_stops_the_crawl(
@@ -71,20 +61,22 @@ def test_fatal_code_stops_the_crawl(
     token: str,
     reason: str,
     successes: int,
+    status: int,
 ) -> None:
-    if config:
-        sim.configure(**config)
+    sim.configure(http_status_mode="openapi", **config)
     result = _crawl(tmp_path, sim, token=token)
     assert result.returncode == 3, result
     assert result.stats["finish_reason"] == reason
     assert result.stats["pgy/exit_code"] == 3
     assert result.stats[f"pgy/tokens_retired/{reason}"] == 1
+    assert result.stats[f"pgy/http_status/{status}"] == 1
+    assert result.stats.get("pgy/rate_limit_pauses", 0) == 0
     # One request at a time: exactly the successes, then the one refused call, then nothing.
     stats = sim.stats()
     assert stats["calls"] == successes + 1
     assert len(result.notes) == successes
     assert result.failed == []  # the undone notes are not failures
-    summary = result.summary
+    summary = assert_accounted(result)
     assert summary["finish_reason"] == reason
     assert summary["exit_code"] == 3
     assert summary["notes_written"] == successes
@@ -92,14 +84,13 @@ def test_fatal_code_stops_the_crawl(
     # The refused note and every issued-but-unsent one stay pending, to be resumed.
     assert summary["pending"] == summary["seeds_read"] - successes
     assert summary["pending"] >= 1
-    assert summary["balanced"] is True
     fp = token_fingerprint(token)
     assert summary["tokens"] == {fp: {"calls": successes + 1, "retired": reason}}
     assert token not in _outputs_text(result)
 
 
 def test_stop_makes_no_new_call_beyond_in_flight(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = [make_note_id(i) for i in range(30)]
+    ids = make_note_ids(30)
     sim.configure(latency_ms=150)
     result = _crawl(tmp_path, sim, ids, token="unknown-token", CONCURRENT_REQUESTS=4)
     assert result.returncode == 3, result
@@ -110,64 +101,9 @@ def test_stop_makes_no_new_call_beyond_in_flight(tmp_path: Path, sim: SimulatorC
     assert result.failed == []
 
 
-def test_second_token_takes_over(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = IDS[:4]
-    sim.configure(token_codes={"test-token": 303})
-    result = _crawl(tmp_path, sim, ids, token="test-token,test-token-2")
-    assert result.returncode == 0, result
-    assert sorted(n["noteId"] for n in result.notes) == sorted(ids)
-    assert sim.stats()["by_token"] == {"test-token": 1, "test-token-2": 4}
-    summary = result.summary
-    assert summary["finish_reason"] == "finished"
-    assert summary["exit_code"] == 0
-    assert summary["notes_written"] == 4
-    assert summary["pending"] == 0
-    assert summary["tokens"] == {
-        token_fingerprint("test-token"): {"calls": 1, "retired": "pgy_quota_exceeded"},
-        token_fingerprint("test-token-2"): {"calls": 4, "retired": None},
-    }
-    assert result.stats["pgy/tokens_retired/pgy_quota_exceeded"] == 1
-    assert result.failed == []
-    assert "test-token" not in _outputs_text(result)
-
-
-def test_second_token_with_concurrency(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = [make_note_id(i) for i in range(8)]
-    sim.configure(permission_denied_tokens=["test-token"], latency_ms=50)
-    result = _crawl(tmp_path, sim, ids, token="test-token,test-token-2", CONCURRENT_REQUESTS=4)
-    assert result.returncode == 0, result
-    assert sorted(n["noteId"] for n in result.notes) == sorted(ids)
-    by_token = sim.stats()["by_token"]
-    assert by_token["test-token-2"] == 8
-    assert 1 <= by_token["test-token"] <= 4  # only the first wave used the refused token
-    tokens = result.summary["tokens"]
-    assert tokens[token_fingerprint("test-token")]["retired"] == "pgy_permission_denied"
-    assert tokens[token_fingerprint("test-token")]["calls"] == by_token["test-token"]
-    assert tokens[token_fingerprint("test-token-2")] == {"calls": 8, "retired": None}
-    assert "test-token" not in _outputs_text(result)
-
-
-def test_every_token_refused_stops(tmp_path: Path, sim: SimulatorClient) -> None:
-    sim.configure(token_codes={"test-token": 303, "test-token-2": 601})
-    result = _crawl(tmp_path, sim, token="test-token,test-token-2")
-    assert result.returncode == 3, result
-    assert sim.stats()["by_token"] == {"test-token": 1, "test-token-2": 1}
-    summary = result.summary
-    assert summary["finish_reason"] == "pgy_insufficient_balance"
-    assert summary["tokens"] == {
-        token_fingerprint("test-token"): {"calls": 1, "retired": "pgy_quota_exceeded"},
-        token_fingerprint("test-token-2"): {"calls": 1, "retired": "pgy_insufficient_balance"},
-    }
-    assert result.notes == []
-    assert result.failed == []
-    assert summary["pending"] >= 1
-    assert summary["balanced"] is True
-    assert "test-token" not in _outputs_text(result)
-
-
 def test_successes_in_flight_at_the_stop_are_written(tmp_path: Path, sim: SimulatorClient) -> None:
     """Calls already sent when the stop comes are paid for: their notes must not be lost."""
-    ids = [make_note_id(i) for i in range(30)]
+    ids = make_note_ids(30)
     sim.configure(balance=5, latency_ms=150)
     result = _crawl(tmp_path, sim, ids, CONCURRENT_REQUESTS=8)
     assert result.returncode == 3, result
@@ -177,17 +113,16 @@ def test_successes_in_flight_at_the_stop_are_written(tmp_path: Path, sim: Simula
     assert stats["calls"] <= 8 + 5
     assert len(result.notes) == 5  # every billed success is in the feed
     assert sorted(n["noteId"] for n in result.notes) == sorted(stats["success_by_note"])
-    summary = result.summary
+    summary = assert_accounted(result)
     assert summary["finish_reason"] == "pgy_insufficient_balance"
     assert summary["notes_written"] == 5
     assert summary["pending"] == summary["seeds_read"] - 5
-    assert summary["balanced"] is True
     assert result.failed == []
 
 
 def test_fatal_stop_with_rejected_and_failed_seeds(tmp_path: Path, sim: SimulatorClient) -> None:
     """Failures and rejections earlier in the run do not change the stop's reason or status."""
-    missing, a, b, c = (make_note_id(i) for i in range(4))
+    missing, a, b, c = make_note_ids(4)
     sim.configure(not_found_ids=[missing], balance=1)
     result = run_crawl(
         tmp_path,
@@ -197,7 +132,7 @@ def test_fatal_stop_with_rejected_and_failed_seeds(tmp_path: Path, sim: Simulato
         settings={"CONCURRENT_REQUESTS": 1},
     )
     assert result.returncode == 3, result
-    summary = result.summary
+    summary = assert_accounted(result)
     assert summary["finish_reason"] == "pgy_insufficient_balance"
     assert summary["exit_code"] == 3
     assert result.stats["pgy/exit_code"] == 3
@@ -211,4 +146,3 @@ def test_fatal_stop_with_rejected_and_failed_seeds(tmp_path: Path, sim: Simulato
     assert summary["rejected"] == 1
     assert summary["failed"] == 1
     assert summary["pending"] == 2  # b (refused) and c (never sent)
-    assert summary["balanced"] is True

@@ -12,12 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.accounting import assert_accounted
 from tests.support.crawl import CrawlResult, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
-
-
-def _ids(n: int, start: int = 0) -> list[str]:
-    return [make_note_id(i) for i in range(start, start + n)]
+from tests.support.ids import make_note_id, make_note_ids
+from tests.support.simulator import SimulatorClient
 
 
 def _assert_rejections(result: CrawlResult, expected: set[tuple[str, str]]) -> None:
@@ -37,16 +35,15 @@ def _assert_clean_run(result: CrawlResult, notes: list[str], sim: SimulatorClien
     # One call per distinct valid ID, and nothing else reached the API.
     assert stats["by_note"] == dict.fromkeys(notes, 1)
     assert stats["calls"] == len(notes)
-    summary = result.summary
+    summary = assert_accounted(result)
     assert summary["finish_reason"] == "finished"
     assert summary["notes_written"] == len(notes)
-    assert summary["balanced"] is True
 
 
 def test_csv_note_id_column_is_used_and_header_skipped(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    a, b, c = _ids(3)
+    a, b, c = make_note_ids(3)
     (tmp_path / "seeds.csv").write_text(
         "title,noteId,likes\n"
         f"穿搭,{a},12\n"
@@ -63,7 +60,7 @@ def test_csv_note_id_column_is_used_and_header_skipped(
 
 
 def test_csv_without_known_column_reads_first_column(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     (tmp_path / "seeds.csv").write_text(
         f"链接,备注\n{a},第一条\n{b},第二条\nuser123,bad\n", encoding="utf-8"
     )
@@ -74,7 +71,7 @@ def test_csv_without_known_column_reads_first_column(tmp_path: Path, sim: Simula
 
 
 def test_csv_without_header_keeps_first_row(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     (tmp_path / "seeds.csv").write_text(f"{a},x\n{b},y\n", encoding="utf-8")
     result = run_crawl(tmp_path, "-a", "ids_file=seeds.csv", sim_url=sim.url)
     _assert_clean_run(result, [a, b], sim)
@@ -83,7 +80,7 @@ def test_csv_without_header_keeps_first_row(tmp_path: Path, sim: SimulatorClient
 
 
 def test_jsonl_note_id_key_and_non_objects_rejected(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c = _ids(3)
+    a, b, c = make_note_ids(3)
     lines = [
         f'{{"noteId": "{a}", "title": "笔记"}}',
         f'{{"url": "https://www.xiaohongshu.com/discovery/item/{b}"}}',
@@ -102,7 +99,7 @@ def test_jsonl_note_id_key_and_non_objects_rejected(tmp_path: Path, sim: Simulat
 
 
 def test_text_with_bom_and_crlf(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c = _ids(3)
+    a, b, c = make_note_ids(3)
     body = f"{a}\r\n# comment\r\n\r\n{b}\r\nnope\r\n{c}\r\n"
     (tmp_path / "seeds.txt").write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
     result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)
@@ -113,7 +110,7 @@ def test_text_with_bom_and_crlf(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def test_bom_and_crlf_csv(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     body = f"noteId,备注\r\n{a},一\r\n{b},二\r\n"
     (tmp_path / "seeds.csv").write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
     result = run_crawl(tmp_path, "-a", "ids_file=seeds.csv", sim_url=sim.url)
@@ -124,7 +121,7 @@ def test_bom_and_crlf_csv(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def test_several_files_and_cross_file_duplicates(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c = _ids(3)
+    a, b, c = make_note_ids(3)
     (tmp_path / "a.txt").write_text(f"{a}\n{b}\n", encoding="utf-8")
     (tmp_path / "b.csv").write_text(f"noteId\n{b}\n{c}\n", encoding="utf-8")
     result = run_crawl(tmp_path, "-a", "ids_file=a.txt, b.csv", sim_url=sim.url)
@@ -135,7 +132,7 @@ def test_several_files_and_cross_file_duplicates(tmp_path: Path, sim: SimulatorC
 
 
 def test_inline_ids_and_urls(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c = _ids(3)
+    a, b, c = make_note_ids(3)
     ids = ",".join(
         [
             a,
@@ -155,7 +152,7 @@ def test_inline_ids_and_urls(tmp_path: Path, sim: SimulatorClient) -> None:
 
 
 def test_inline_and_file_seeds_together(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     (tmp_path / "s.txt").write_text(f"{b}\n{a}\n", encoding="utf-8")
     result = run_crawl(tmp_path, "-a", f"ids={a}", "-a", "ids_file=s.txt", sim_url=sim.url)
     _assert_clean_run(result, [a, b], sim)
@@ -164,7 +161,7 @@ def test_inline_and_file_seeds_together(tmp_path: Path, sim: SimulatorClient) ->
 
 
 def test_url_shapes_share_text_and_case(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b, c, d, e = _ids(5)
+    a, b, c, d, e = make_note_ids(5)
     profile = "https://www.xiaohongshu.com/user/profile/5f1c2d3e000000000101abcd?xsec_token=q"
     short = "【小红书】看看这篇 http://xhslink.com/a/AbCdEf 复制本条信息"
     lines = [
@@ -208,8 +205,7 @@ def test_only_rejected_seeds_make_no_call(tmp_path: Path, sim: SimulatorClient) 
     assert result.returncode == 0, result
     assert sim.stats()["calls"] == 0
     assert result.notes == []
-    assert result.summary["rejected"] == 2
-    assert result.summary["balanced"] is True
+    assert assert_accounted(result)["rejected"] == 2
     assert len(result.failed) == 2
 
 
@@ -249,7 +245,7 @@ def test_overlong_seed_is_reported_shortened(
 
 
 def test_ids_url(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2, start=70)
+    a, b = make_note_ids(2, start=70)
     name = f"{tmp_path.name}-seeds.csv"
     (sim.seeds_dir / name).write_text(f"noteId\n{a}\nbad\n{b}\n", encoding="utf-8")
     result = run_crawl(tmp_path, "-a", f"ids_url={sim.url}/seeds/{name}", sim_url=sim.url)
@@ -270,7 +266,7 @@ def test_ids_url_not_found_stops_before_any_call(tmp_path: Path, sim: SimulatorC
 
 
 def test_gbk_share_text(tmp_path: Path, sim: SimulatorClient) -> None:
-    a, b = _ids(2)
+    a, b = make_note_ids(2)
     text = f"【小红书】好物分享 https://www.xiaohongshu.com/explore/{a} 复制打开\n{b}\n乱码行\n"
     (tmp_path / "seeds.txt").write_bytes(text.encode("gbk"))
     result = run_crawl(tmp_path, "-a", "ids_file=seeds.txt", sim_url=sim.url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pgy_spider.api import FATAL_REASONS
 from pgy_spider.exitcodes import exit_code_for
 from pgy_spider.paths import format_path
 
@@ -16,6 +17,12 @@ def test_exit_codes() -> None:
     assert exit_code_for("pgy_seed_error") == 2
     assert exit_code_for("pgy_config_error") == 2
     assert exit_code_for("cancelled") == 1
+
+
+def test_every_token_refusal_exits_3() -> None:
+    assert {reason: exit_code_for(reason) for reason in FATAL_REASONS.values()} == dict.fromkeys(
+        FATAL_REASONS.values(), 3
+    )
 
 
 def test_path_templates() -> None:

@@ -31,7 +31,8 @@ from pgy_spider.exporters import (
 )
 from pgy_spider.notes import NOTE_FIELDS, normalize_note
 from tests.support.crawl import read_jsonl, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_id
+from tests.support.simulator import SimulatorClient
 from tests.test_notes import FETCHED_AT, NOTE_ID, sample_data
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

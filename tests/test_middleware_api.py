@@ -11,9 +11,19 @@ import time
 from typing import Any
 
 import pytest
-from scrapy.exceptions import DownloadConnectionRefusedError, DownloadTimeoutError
+from scrapy import Request
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    ResponseDataLossError,
+    UnsupportedURLSchemeError,
+)
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 
 from pgy_spider import meta
+from pgy_spider.api import FATAL_REASONS
 from pgy_spider.failures import NoteFailed
 from pgy_spider.middlewares.api import PgyApiMiddleware
 from pgy_spider.vault import LocalTokenVault
@@ -25,6 +35,7 @@ from tests.support.components import (
     runtime,
 )
 from tests.support.ids import make_note_id
+from tests.support.sample import load_sample_data
 
 NOTE = make_note_id(1)
 
@@ -74,7 +85,6 @@ def test_the_body_code_decides_whatever_the_http_status() -> None:
 
 def test_non_api_requests_are_left_alone() -> None:
     mw, crawler = _middleware()
-    from scrapy import Request
     from scrapy.http import Response
 
     request = Request("https://example.com/page")
@@ -92,6 +102,78 @@ def test_cached_answers_are_not_api_calls() -> None:
     assert mw.process_response(request, response) is response
     assert _stat(crawler, "pgy/cache_hits") == 1
     assert _stat(crawler, "pgy/api_calls") is None and _stat(crawler, "pgy/code/0") is None
+
+
+def test_code_0_with_a_valid_note_gives_the_normalised_note() -> None:
+    mw, _ = _middleware()
+    data = load_sample_data()
+    request = note_request(data["noteId"])
+    response = api_answer(request, 0, data=data)
+    assert mw.process_response(request, response) is response
+    note = request.meta[meta.NOTE]
+    assert note["noteId"] == data["noteId"] and note["raw"] == data
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "message"),
+    [
+        pytest.param(None, "empty_data", None, id="empty"),
+        pytest.param({}, "empty_data", None, id="empty-object"),
+        pytest.param(
+            {**load_sample_data(), "likeNum": "lots"}, "invalid_response", "likeNum", id="invalid"
+        ),
+        pytest.param([1, 2], "empty_data", None, id="not-an-object"),
+    ],
+)
+def test_code_0_without_a_usable_note_fails_it_and_passes_nothing_on(
+    data: Any, reason: str, message: str | None
+) -> None:
+    mw, crawler = _middleware()
+    request = note_request(NOTE)
+    record = _give_up(mw, request, api_answer(request, 0, data=data))
+    assert (record["reason"], record["code"], record["attempts"]) == (reason, 0, 1)
+    assert record["requestId"] == "r" * 32
+    if message is None:
+        assert "message" not in record
+    else:
+        assert message in record["message"]
+    assert meta.NOTE not in request.meta  # never a half-valid note for a callback or a feed
+    assert _stat(crawler, "pgy/retry/count") is None  # not retried: the API answered
+    assert runtime(crawler).budget.spent == 1  # a code 0 is billed, usable or not
+
+
+# The HTTP status the 2026 OpenAPI definition gives each code (the simulator's
+# ``http_status_mode: openapi``): it must change no decision.
+OPENAPI_STATUS = {0: 200, 201: 200, 100: 401, 301: 500, 302: 429, 303: 429, 400: 400, 500: 500}
+OPENAPI_STATUS |= {600: 403, 601: 403, 602: 403}
+
+
+def _decision(code: int, status: int) -> tuple[Any, ...]:
+    """What the middleware does with one answer: passed on, sent again, failed or stopped."""
+    mw, crawler = _middleware(PGY_TOKEN="first-token,second-token", PGY_RATE_LIMIT_DELAY=0)
+    fingerprint = runtime(crawler).vault.current().fingerprint
+    request = note_request(NOTE, **{meta.TOKEN_FP: fingerprint})
+    data = load_sample_data() | {"noteId": NOTE} if code == 0 else None
+    answer = api_answer(request, code, data=data, status=status)
+    try:
+        result = resolve(mw.process_response(request, answer))
+    except NoteFailed as failed:
+        return ("failed", failed.record.reason, failed.record.code)
+    if isinstance(result, Request):
+        retired = runtime(crawler).vault.report()[fingerprint]["retired"]
+        return (
+            "sent again",
+            result.meta.get("retry_times"),
+            result.meta.get(meta.RATE_LIMITED),
+            retired,
+        )
+    assert result is answer
+    return ("passed on", request.meta[meta.NOTE]["noteId"])
+
+
+@pytest.mark.parametrize(("code", "status"), sorted(OPENAPI_STATUS.items()))
+def test_the_openapi_http_status_changes_no_decision(code: int, status: int) -> None:
+    assert _decision(code, status) == _decision(code, 200)
 
 
 # -- retried codes ------------------------------------------------------------------------------
@@ -170,6 +252,18 @@ def test_302_pauses_every_call_and_retries_on_its_own_budget() -> None:
     assert _stat(crawler, "pgy/rate_limit_pauses") == 1
 
 
+def test_a_call_of_another_note_waits_until_the_pause_ends() -> None:
+    mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=0.3, PGY_RATE_LIMIT_MAX_DELAY=0.3)
+    request = note_request(NOTE)
+    resolve(mw.process_response(request, api_answer(request, 302)))
+    until = runtime(crawler).pause.paused_until()
+    waiting = mw.process_request(note_request(make_note_id(2), seq=1))
+    assert waiting is not None
+    resolve(waiting)  # the send goes ahead only once this returns
+    assert time.monotonic() >= until
+    assert mw.process_request(note_request(make_note_id(3), seq=2)) is None  # the pause is over
+
+
 def test_each_new_burst_of_302_pauses_twice_as_long_until_a_success() -> None:
     mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=5, PGY_RATE_LIMIT_MAX_DELAY=12)
     pause = runtime(crawler).pause
@@ -238,14 +332,20 @@ def test_a_refused_token_is_retired_and_the_call_repeated_with_the_next(
     assert crawler.engine.closed == []  # the crawl goes on
 
 
-def test_the_last_refused_token_stops_the_crawl_with_the_named_reason() -> None:
+@pytest.mark.parametrize(("code", "reason"), sorted(FATAL_REASONS.items()))
+def test_the_last_refused_token_stops_the_crawl_with_the_named_reason(
+    code: int, reason: str
+) -> None:
     mw, crawler = _middleware()
     fingerprint = runtime(crawler).vault.current().fingerprint
     request = note_request(NOTE, **{meta.TOKEN_FP: fingerprint})
     with pytest.raises(meta.PendingRequest):
-        resolve(mw.process_response(request, api_answer(request, 303)))
-    assert runtime(crawler).stop_reason == "pgy_quota_exceeded"
-    assert crawler.engine.closed == ["pgy_quota_exceeded"]
+        resolve(mw.process_response(request, api_answer(request, code)))
+    assert runtime(crawler).stop_reason == reason
+    assert crawler.engine.closed == [reason]
+    assert runtime(crawler).vault.report()[fingerprint]["retired"] == reason
+    assert _stat(crawler, f"pgy/tokens_retired/{reason}") == 1
+    assert runtime(crawler).budget.spent == 0  # a refused call is not billed
     # No further call is sent: the note stays pending.
     with pytest.raises(meta.PendingRequest):
         mw.process_request(note_request(make_note_id(2), seq=1))
@@ -283,7 +383,9 @@ def test_answers_without_an_envelope_are_retried_as_transport_faults(
     assert _stat(crawler, f"pgy/transport/{kind}") == 1
     record = _give_up(mw, retry, api_answer(retry, status=status, body=body))
     assert record["reason"] == "transport_error" and record["code"] is None
+    assert record["requestId"] is None and record["attempts"] == 2
     assert _stat(crawler, "pgy/api_calls") is None
+    assert _stat(crawler, "pgy/possibly_billed") is None  # an answer came: it was not billed
 
 
 def test_a_timeout_may_have_been_billed_a_refused_connection_not() -> None:
@@ -300,6 +402,38 @@ def test_a_timeout_may_have_been_billed_a_refused_connection_not() -> None:
     with pytest.raises(NoteFailed) as info:
         mw.process_exception(retry, DownloadTimeoutError("again"))
     assert info.value.record.reason == "transport_error" and info.value.record.attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "sent"),
+    [
+        (DownloadTimeoutError("took too long"), True),
+        (DownloadFailedError("connection lost"), True),  # a reset after the request went out
+        (ResponseDataLossError("cut short"), True),
+        (DownloadConnectionRefusedError("refused"), False),
+        (ConnectionRefusedError(), False),
+        (DNSLookupError(), False),
+        (CannotResolveHostError("no such host"), False),
+        (UnsupportedURLSchemeError("socks5"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_a_transport_error_is_retried_then_fails_and_counts_as_maybe_billed_if_sent(
+    error: Exception, sent: bool
+) -> None:
+    mw, crawler = _middleware(PGY_RETRY_TIMES=1)
+    request = note_request(NOTE)
+    retry = mw.process_exception(request, error)
+    assert retry is not None and retry.meta["retry_times"] == 1
+    with pytest.raises(NoteFailed) as info:
+        mw.process_exception(retry, error)
+    record = info.value.record.to_json()
+    assert (record["reason"], record["code"], record["attempts"]) == ("transport_error", None, 2)
+    assert record["requestId"] is None
+    assert _stat(crawler, f"pgy/transport/{type(error).__name__}") == 2
+    assert _stat(crawler, "pgy/possibly_billed") == (2 if sent else None)
+    assert runtime(crawler).budget.spent == (2 if sent else 0)
+    assert _stat(crawler, "pgy/api_calls") is None
 
 
 def test_nothing_is_sent_once_the_crawl_is_stopping() -> None:

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from pgy_spider import mongo
+from tests.support.accounting import assert_balanced
 from tests.support.crawl import CrawlResult, finish_crawl, run_crawl, start_crawl
+from tests.support.ids import make_note_id, make_note_ids
 from tests.support.mongo import MongoServer, MongoTestDB
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.simulator import SimulatorClient
 from tests.support.spill import ReplayRun, run_replay
 
 pytestmark = pytest.mark.mongo
@@ -88,7 +90,7 @@ def assert_clean_finish(result: CrawlResult, notes: int) -> None:
     assert result.returncode == 0, result
     summary = result.summary
     assert summary["exit_code"] == 0 and summary["finish_reason"] == "finished"
-    assert summary["balanced"] is True
+    assert_balanced(summary)
     assert summary["mongo_spill_path"] is None
     assert result.stats["pgy/mongo/notes_upserted"] == notes
     assert result.stats["pgy/mongo/spilled"] == 0
@@ -104,7 +106,7 @@ def assert_clean_finish(result: CrawlResult, notes: int) -> None:
 def test_two_runs_upsert_in_place_and_accumulate_metrics(
     tmp_path: Path, sim: SimulatorClient, mongo_server: MongoServer, mongo_db: MongoTestDB
 ) -> None:
-    ids = [make_note_id(i) for i in range(12)]
+    ids = make_note_ids(12)
 
     run1 = crawl(tmp_path / "run1", ids, sim, mongo_db, PGY_REFRESH_HOURS=0)
     assert_clean_finish(run1, 12)
@@ -194,8 +196,8 @@ def test_two_runs_upsert_in_place_and_accumulate_metrics(
 def test_second_run_skips_fresh_notes_and_fetches_only_new_ones(
     tmp_path: Path, sim: SimulatorClient, mongo_server: MongoServer, mongo_db: MongoTestDB
 ) -> None:
-    stored = [make_note_id(i) for i in range(10)]
-    new = [make_note_id(i) for i in range(100, 103)]
+    stored = make_note_ids(10)
+    new = make_note_ids(3, 100)
 
     run1 = crawl(tmp_path / "run1", stored, sim, mongo_db)  # default PGY_REFRESH_HOURS (24)
     assert_clean_finish(run1, 10)
@@ -216,7 +218,7 @@ def test_second_run_skips_fresh_notes_and_fetches_only_new_ones(
     assert summary["skipped_fresh"] == 10
     assert summary["notes_written"] == 3
     assert summary["requests_sent"] == summary["api_calls"] == 3
-    assert summary["balanced"] is True
+    assert_balanced(summary)
     assert run2.stats["pgy/skipped_fresh"] == 10
     assert run2.stats["pgy/requests_sent"] == 3
     assert sorted(note["noteId"] for note in run2.notes) == sorted(new)
@@ -235,7 +237,7 @@ def test_second_run_skips_fresh_notes_and_fetches_only_new_ones(
 def test_notes_older_than_refresh_hours_are_fetched_again(
     tmp_path: Path, sim: SimulatorClient, mongo_server: MongoServer, mongo_db: MongoTestDB
 ) -> None:
-    ids = [make_note_id(i) for i in range(5)]
+    ids = make_note_ids(5)
     assert_clean_finish(crawl(tmp_path / "run1", ids, sim, mongo_db), 5)
     stale = ids[:2]
     with mongo_server.client(tz_aware=True) as client:
@@ -260,7 +262,7 @@ def test_notes_older_than_refresh_hours_are_fetched_again(
 def test_uri_from_environment_and_own_collection_name(
     tmp_path: Path, sim: SimulatorClient, mongo_server: MongoServer, mongo_db: MongoTestDB
 ) -> None:
-    ids = [make_note_id(i) for i in range(3)]
+    ids = make_note_ids(3)
     env = {"MONGO_URI": mongo_db.uri}
     for run in ("run1", "run2"):
         result = crawl(
@@ -281,7 +283,7 @@ def test_uri_from_environment_and_own_collection_name(
 def test_crawl_creates_the_indexes(
     tmp_path: Path, sim: SimulatorClient, mongo_server: MongoServer, mongo_db: MongoTestDB
 ) -> None:
-    result = crawl(tmp_path, [make_note_id(i) for i in range(2)], sim, mongo_db)
+    result = crawl(tmp_path, make_note_ids(2), sim, mongo_db)
     assert_clean_finish(result, 2)
     with mongo_server.client() as client:
         db = client[mongo_db.name]
@@ -298,7 +300,7 @@ def test_token_is_in_no_document_of_any_collection(
     tmp_path: Path, sim: SimulatorClient, mongo_server: MongoServer, mongo_db: MongoTestDB
 ) -> None:
     sim.configure(tokens=[SECRET_TOKEN])
-    ids = [make_note_id(i) for i in range(4)]
+    ids = make_note_ids(4)
     for run in ("run1", "run2"):  # an insert, then an update of every document
         result = crawl(tmp_path / run, ids, sim, mongo_db, token=SECRET_TOKEN, PGY_REFRESH_HOURS=0)
         assert_clean_finish(result, 4)
@@ -332,7 +334,7 @@ def test_server_down_at_start_stops_before_any_call(
     server.stop()
     try:
         started = time.monotonic()
-        result = crawl(tmp_path, [make_note_id(i) for i in range(3)], sim, restartable_db)
+        result = crawl(tmp_path, make_note_ids(3), sim, restartable_db)
         elapsed = time.monotonic() - started
     finally:
         server.start()
@@ -462,7 +464,7 @@ def test_server_dying_mid_run_spills_the_rest_and_exits_5(
     restartable_db: MongoTestDB,
 ) -> None:
     server = restartable_mongo_server
-    ids = [make_note_id(i) for i in range(40)]
+    ids = make_note_ids(40)
     result, stored_when_stopped = crawl_while_server_dies(
         tmp_path, ids, sim, server, restartable_db, stop_after=8
     )
@@ -472,7 +474,8 @@ def test_server_dying_mid_run_spills_the_rest_and_exits_5(
     assert result.returncode == 5, result
     summary = result.summary
     assert summary["exit_code"] == 5 and result.stats["pgy/exit_code"] == 5
-    assert summary["notes_written"] == 40 and summary["balanced"] is True
+    assert summary["notes_written"] == 40
+    assert_balanced(summary)
     assert sorted(note["noteId"] for note in result.notes) == sorted(ids)  # the feed has all
 
     spill_path = summary["mongo_spill_path"]
@@ -518,7 +521,7 @@ def test_late_spill_replay_does_not_undo_a_newer_fetch(
     restartable_db: MongoTestDB,
 ) -> None:
     server = restartable_mongo_server
-    ids = [make_note_id(i) for i in range(200, 224)]
+    ids = make_note_ids(24, 200)
     result, _ = crawl_while_server_dies(
         tmp_path / "run1", ids, sim, server, restartable_db, stop_after=4
     )

@@ -1,4 +1,5 @@
-"""Private names of Scrapy and aiohttp the project relies on, pinned.
+"""Private names of Scrapy and aiohttp the project relies on (and of pytest-xdist, the test
+suite), pinned.
 
 Each is used because no public API does the job (the reason is at the place of use). If an
 upgrade renames or drops one, this test fails loudly instead of the behaviour silently
@@ -26,3 +27,20 @@ def test_aiohttp_session_can_be_told_not_to_resend() -> None:
     # attribute is False.
     source = inspect.getsource(aiohttp.ClientSession)
     assert "_retry_connection" in source
+
+
+def test_xdist_schedules_by_the_scope_its_split_scope_gives() -> None:
+    # tests/support/workers.py: the scheduler of `make test` (-n 2) keeps the modules whose
+    # fixture is costly on one worker by overriding this method. Renamed, the override would
+    # quietly stop grouping them.
+    from xdist.scheduler import LoadScopeScheduling
+
+    from tests.support.workers import work_unit
+
+    assert list(inspect.signature(LoadScopeScheduling._split_scope).parameters) == [
+        "self",
+        "nodeid",
+    ]
+    assert "_split_scope(nodeid)" in inspect.getsource(LoadScopeScheduling.schedule)
+    assert work_unit("tests/test_addon.py::test_x[a]") == "tests/test_addon.py"
+    assert work_unit("tests/test_noteid.py::test_y[b]") == "tests/test_noteid.py::test_y[b]"

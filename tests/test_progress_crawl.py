@@ -22,7 +22,8 @@ from typing import Any
 import pyte
 
 from tests.support.crawl import crawl_command, crawl_env, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_id, make_note_ids
+from tests.support.simulator import SimulatorClient
 
 COLUMNS, ROWS = 200, 300  # room for the whole run's log: nothing scrolls off the screen
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
@@ -113,7 +114,7 @@ def run_in_terminal(
 
 
 def _ids_file(path: Path, count: int, bad: int = 0) -> Path:
-    lines = [make_note_id(i) for i in range(count)] + [f"not-a-note-{i}" for i in range(bad)]
+    lines = make_note_ids(count) + [f"not-a-note-{i}" for i in range(bad)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -186,7 +187,7 @@ def test_not_a_terminal_gets_todays_log_lines_and_no_escape_codes(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
     sim.configure(latency_ms=100)
-    ids = [make_note_id(i) for i in range(10)]
+    ids = make_note_ids(10)
     result = run_crawl(
         tmp_path,
         "-a",

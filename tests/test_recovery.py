@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from pgy_spider import recovery
-from tests.support.ids import make_note_id
+from tests.support.ids import make_note_ids
 
-A, B, C = (make_note_id(i) for i in range(3))
+A, B, C = make_note_ids(3)
 
 
 def _line(note_id: str, **extra: object) -> bytes:

@@ -7,13 +7,14 @@ run's accounting still add up:
 
     seeds_read == rejected + duplicates + skipped_fresh + notes_written + failed + pending
 
-The identity is computed here from the summary (not only read from ``balanced``) and
+The identity is computed from the summary (not only read from ``balanced``) and
 cross-checked against the feed and the failed file, and the crawl's own numbers are
 checked against the simulator's call counts.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,15 +22,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.accounting import assert_accounted
 from tests.support.crawl import CrawlResult, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids, not_found_id
+from tests.support.simulator import SimulatorClient
 
 N = 30  # notes per single-fault run
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 NOTE_FAILURE_REASONS = {"retries_exhausted", "transport_error", "rate_limited", "not_found"}
-
-
-def _ids(n: int, start: int = 0) -> list[str]:
-    return [make_note_id(i) for i in range(start, start + n)]
 
 
 def _crawl(tmp_path: Path, sim: SimulatorClient, seeds: list[str], **settings: Any) -> CrawlResult:
@@ -50,37 +50,6 @@ def _wait_for_calls(sim: SimulatorClient, expected: int, timeout: float = 15.0) 
     return stats
 
 
-def assert_accounted(result: CrawlResult) -> dict[str, Any]:
-    """The summary's identity, computed here, and agreement with the files and stats."""
-    s = result.summary
-    settled = (
-        s["rejected"]
-        + s["duplicates"]
-        + s["skipped_fresh"]
-        + s["notes_written"]
-        + s["failed"]
-        + s["pending"]
-    )
-    assert s["seeds_read"] == settled, s
-    assert s["balanced"] is True, s
-    assert result.stats.get("pgy/balanced") is True
-    assert sum(s["rejected_by_reason"].values()) == s["rejected"]
-    assert sum(s["failed_by_reason"].values()) == s["failed"]
-    # The files say the same as the summary.
-    assert len(result.notes) == s["notes_written"]
-    rejected = [r for r in result.failed if "seed" in r]
-    failed = [r for r in result.failed if "seed" not in r]
-    assert Counter(r["reason"] for r in rejected) == Counter(s["rejected_by_reason"])
-    assert Counter(r["reason"] for r in failed) == Counter(s["failed_by_reason"])
-    # No note is both written and failed, and none is written or failed twice.
-    written = Counter(n["noteId"] for n in result.notes)
-    gave_up = Counter(r["noteId"] for r in failed)
-    assert max(written.values(), default=1) == 1, written
-    assert max(gave_up.values(), default=1) == 1, gave_up
-    assert not set(written) & set(gave_up)
-    return s
-
-
 # fault -> (simulator config with a moderate rate, with a high rate, failure reason, code)
 FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any], str, int | None]] = {
     "rate_301": ({"rate_301": 0.3}, {"rate_301": 0.8}, "retries_exhausted", 301),
@@ -92,13 +61,20 @@ FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any], str, int | None]] = {
 }
 # Where each fault shows in the simulator's by_code counts.
 SIM_KEY = {"rate_301": "301", "rate_500": "500"}
+# Which pgy/transport/<kind> stat counts each transport fault.
+TRANSPORT_KIND = {
+    "http502_html": "http_502",
+    "truncated": "invalid_json",
+    "malformed": "invalid_json",
+    "reset": "DownloadFailedError",
+}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_fault_with_enough_retries_every_note_arrives_once(
     tmp_path: Path, sim: SimulatorClient, fault: str
 ) -> None:
-    ids = _ids(N)
+    ids = make_note_ids(N)
     sim.configure(seed=20240205, **FAULTS[fault][0])
     result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=15)
     assert result.returncode == 0, result
@@ -115,11 +91,14 @@ def test_fault_with_enough_retries_every_note_arrives_once(
     assert stats["success_by_note"] == dict.fromkeys(ids, 1)
     assert stats["billed"] == N
     assert stats["by_code"]["0"] == N
-    assert s["retries"] == injected
+    assert s["retries"] == result.stats["pgy/retry/count"] == injected
     # Every call that reached the API is one the crawl sent and counted.
     assert stats["calls"] == s["requests_sent"] == N + injected
     # A reset call reached the API and may have been billed there; the others did not.
     assert s["possibly_billed"] == (injected if fault == "reset" else 0)
+    assert result.stats.get("pgy/possibly_billed", 0) == s["possibly_billed"]
+    if fault in TRANSPORT_KIND:
+        assert result.stats[f"pgy/transport/{TRANSPORT_KIND[fault]}"] == injected
     if fault in SIM_KEY:
         assert s["calls_by_code"] == {"0": N, SIM_KEY[fault]: injected}
         assert s["api_calls"] == stats["calls"]
@@ -135,7 +114,7 @@ def test_fault_with_enough_retries_every_note_arrives_once(
 def test_fault_with_too_few_retries_fails_notes_with_their_reason(
     tmp_path: Path, sim: SimulatorClient, fault: str, retry_times: int
 ) -> None:
-    ids = _ids(N)
+    ids = make_note_ids(N)
     _, config, reason, code = FAULTS[fault]
     sim.configure(seed=7, **config)
     result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=retry_times)
@@ -160,13 +139,17 @@ def test_fault_with_too_few_retries_fails_notes_with_their_reason(
         assert record["code"] == code
         assert record["attempts"] == retry_times + 1
         if code is not None:
-            assert record["requestId"]  # the API's request id, for support
+            assert REQUEST_ID.fullmatch(record["requestId"])  # the API's, for support
+        else:
+            assert record["requestId"] is None  # no answer from the API, no request id
         assert stats["by_note"][note_id] == retry_times + 1
     assert stats["calls"] == s["requests_sent"]
+    if code is None:  # a transport fault is no business answer: only the successes are
+        assert s["api_calls"] == s["notes_written"]
 
 
 def test_302_bursts_with_enough_budget(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(N)
+    ids = make_note_ids(N)
     sim.configure(burst_302=45)
     result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=0, PGY_RATE_LIMIT_MAX_DELAY=0.2)
     assert result.returncode == 0, result
@@ -180,11 +163,12 @@ def test_302_bursts_with_enough_budget(tmp_path: Path, sim: SimulatorClient) -> 
     # 302 has its own budget: PGY_RETRY_TIMES=0 did not fail a single note.
     assert s["retries"] == 0
     assert result.stats["pgy/rate_limit_pauses"] >= 1
+    assert result.stats["pgy/code/302"] == 45
     assert s["calls_by_code"] == {"0": N, "302": 45}
 
 
 def test_302_bursts_with_too_small_budget(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(N)
+    ids = make_note_ids(N)
     sim.configure(burst_302=10_000)
     result = _crawl(tmp_path, sim, ids, PGY_RATE_LIMIT_RETRIES=1, PGY_RATE_LIMIT_MAX_DELAY=0.2)
     assert result.returncode == 0, result
@@ -203,7 +187,7 @@ def test_302_bursts_with_too_small_budget(tmp_path: Path, sim: SimulatorClient) 
 
 
 def test_slow_answers_with_enough_retries(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(8)
+    ids = make_note_ids(8)
     sim.configure(slow=0.3, slow_seconds=1.5, seed=3)
     result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=12, DOWNLOAD_TIMEOUT=1)
     assert result.returncode == 0, result
@@ -223,7 +207,7 @@ def test_slow_answers_with_enough_retries(tmp_path: Path, sim: SimulatorClient) 
 
 
 def test_slow_answers_with_no_retry(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(6)
+    ids = make_note_ids(6)
     sim.configure(slow=1.0, slow_seconds=1.5)
     result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=0, DOWNLOAD_TIMEOUT=1)
     assert result.returncode == 0, result
@@ -235,6 +219,7 @@ def test_slow_answers_with_no_retry(tmp_path: Path, sim: SimulatorClient) -> Non
     assert {(r["reason"], r["code"], r["attempts"]) for r in failed.values()} == {
         ("transport_error", None, 1)
     }
+    assert all("Timeout" in r["message"] for r in failed.values()), failed
     assert s["failed_by_reason"] == {"transport_error": len(ids)}
     assert s["possibly_billed"] == len(ids)
     assert stats["calls"] == len(ids)
@@ -245,8 +230,8 @@ def _mixed_seeds() -> tuple[list[str], list[str], list[str], dict[str, str]]:
 
     Returns (seed lines, distinct fetchable IDs, not-found IDs, rejected seed -> reason).
     """
-    ids = _ids(47)
-    missing = [f"65c0b3fc{100 + i:010x}ffffff" for i in range(3)]  # answered 201
+    ids = make_note_ids(47)
+    missing = [not_found_id(100 + i) for i in range(3)]  # answered 201
     rejects = {
         "65c0b3fc000000002c037a4": "invalid_id",  # 23 hex digits
         "not a note id": "invalid_id",
@@ -322,7 +307,7 @@ def test_mixed_faults_account_for_every_seed(
 def test_reset_makes_no_call_the_crawl_does_not_count(tmp_path: Path, sim: SimulatorClient) -> None:
     """Regression: Twisted's pool used to re-send a GET whose kept-alive connection was reset
     (retryAutomatically): a possibly billed call beyond PGY_RETRY_TIMES, counted nowhere."""
-    ids = _ids(20)
+    ids = make_note_ids(20)
     sim.configure(reset=0.5, seed=1)
     result = _crawl(tmp_path, sim, ids, PGY_RETRY_TIMES=0, CONCURRENT_REQUESTS=1)
     assert result.returncode == 0, result
@@ -336,7 +321,7 @@ def test_reset_makes_no_call_the_crawl_does_not_count(tmp_path: Path, sim: Simul
 def test_http_cache_does_not_replay_failures_to_retries(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    ids = _ids(20)
+    ids = make_note_ids(20)
     sim.configure(rate_301=0.3, seed=1)
     result = _crawl(
         tmp_path,

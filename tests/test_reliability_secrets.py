@@ -23,9 +23,11 @@ import pytest
 from pymongo.database import Database
 
 from pgy_spider.api import REGIONS, token_fingerprint
+from tests.support.accounting import assert_accounted, assert_balanced
 from tests.support.crawl import CrawlResult, parse_stats, read_jsonl, run_crawl
+from tests.support.ids import make_note_ids, not_found_id
 from tests.support.mongo import MongoTestDB
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.simulator import SimulatorClient
 
 TOKEN = "sk-PGY-SECRET-7f3a9c"
 # Characters that URL quoting changes, so the quoted form differs from the raw one.
@@ -84,9 +86,9 @@ def test_leak_scanner_finds_every_form(tmp_path: Path) -> None:
 
 
 def _seeds(n: int) -> list[str]:
-    ids = [make_note_id(i) for i in range(n)]
+    ids = make_note_ids(n)
     # A duplicate, a rejected seed and a note the API does not have (201) too.
-    return [*ids, ids[0], "not-a-note", "65c0b3fc0000000000ffffff"]
+    return [*ids, ids[0], "not-a-note", not_found_id(0)]
 
 
 def _crawl_with_everything(
@@ -201,7 +203,7 @@ def test_token_is_written_nowhere(
     _assert_nothing_leaked(result, token)
 
     summary = result.summary
-    assert summary["balanced"] is True
+    assert_balanced(summary)
     warnings = (result.stderr + _log(result)).count(PLAIN_HTTP_WARNING)
     if mode == "cn-proxy":
         assert summary["api_base"] == CN_BASE
@@ -247,7 +249,7 @@ def test_cn_region_timeouts_warn_once_and_leak_nothing(
 ) -> None:
     """PGY_REGION=cn, no PGY_BASE_URL: plain HTTP to a non-loopback host, every call timing
     out (the timeout message quotes the URL the token was added to)."""
-    ids = [make_note_id(i) for i in range(3)]
+    ids = make_note_ids(3)
     (tmp_path / "seeds.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
     env = {"http_proxy": silent_proxy, "HTTP_PROXY": silent_proxy, "no_proxy": "", "NO_PROXY": ""}
     result = run_crawl(
@@ -274,14 +276,14 @@ def test_cn_region_timeouts_warn_once_and_leak_nothing(
     assert summary["failed_by_reason"] == {"transport_error": 3}
     assert summary["possibly_billed"] == 3  # sent, then no answer: maybe billed
     assert result.stats["pgy/transport/DownloadTimeoutError"] == 3
-    assert summary["balanced"] is True
+    assert_accounted(result)
     assert leaks(token, result.workdir, stdout=result.stdout, stderr=result.stderr) == []
     assert summary["tokens"] == {token_fingerprint(token): {"calls": 0, "retired": None}}
 
 
 def test_plain_http_base_url_on_a_remote_host_warns_once(tmp_path: Path) -> None:
     """PGY_BASE_URL on plain HTTP to a non-loopback host (TEST-NET-1: never routed)."""
-    ids = [make_note_id(i) for i in range(2)]
+    ids = make_note_ids(2)
     result = run_crawl(
         tmp_path,
         "-a",

@@ -17,15 +17,13 @@ from typing import Any
 import pytest
 
 from pgy_spider.api import token_fingerprint
+from tests.support.accounting import assert_accounted
 from tests.support.crawl import CrawlResult, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids
+from tests.support.simulator import SimulatorClient
 
 A, B, C = "tok-A-quota-91e2", "tok-B-balance-5d0c", "tok-C-good-77af"
 FINGERPRINT = re.compile(r"tok-[0-9a-f]{8}")
-
-
-def _ids(n: int) -> list[str]:
-    return [make_note_id(i) for i in range(n)]
 
 
 def _crawl(
@@ -48,18 +46,6 @@ def _crawl(
         env=env,
         timeout=timeout,
     )
-
-
-def _assert_balanced(summary: dict[str, Any]) -> None:
-    assert summary["seeds_read"] == (
-        summary["rejected"]
-        + summary["duplicates"]
-        + summary["skipped_fresh"]
-        + summary["notes_written"]
-        + summary["failed"]
-        + summary["pending"]
-    )
-    assert summary["balanced"] is True
 
 
 def _all_output(result: CrawlResult) -> str:
@@ -93,15 +79,15 @@ def _assert_tokens_reported(
 def test_refused_tokens_are_retired_and_the_crawl_finishes_on_the_next(
     tmp_path: Path, sim: SimulatorClient, concurrency: int
 ) -> None:
-    ids = _ids(24)
+    ids = make_note_ids(24)
     sim.configure(tokens=[A, B, C], token_codes={A: 303, B: 601})
     result = _crawl(
         tmp_path, sim, [*ids, ids[3], "junk"], f"{A},{B},{C}", CONCURRENT_REQUESTS=concurrency
     )
     assert result.returncode == 0, result
     summary = result.summary
-    assert summary["finish_reason"] == "finished"
-    _assert_balanced(summary)
+    assert (summary["finish_reason"], summary["exit_code"]) == ("finished", 0)
+    assert_accounted(result)
     assert (summary["notes_written"], summary["failed"], summary["pending"]) == (24, 0, 0)
     assert (summary["duplicates"], summary["rejected"]) == (1, 1)
     assert Counter(n["noteId"] for n in result.notes) == Counter(ids)
@@ -127,14 +113,14 @@ def test_refused_tokens_are_retired_and_the_crawl_finishes_on_the_next(
 
 
 def test_every_token_refused_stops_with_pending_notes(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(10)
+    ids = make_note_ids(10)
     sim.configure(tokens=[A, B], token_codes={A: 303, B: 601})  # C is unknown: 100
     result = _crawl(tmp_path, sim, [*ids, "junk"], f"{A},{B},{C}", CONCURRENT_REQUESTS=1)
     assert result.returncode == 3, result
     summary = result.summary
     assert summary["finish_reason"] == "pgy_invalid_token"  # why the last token went
     assert summary["exit_code"] == 3
-    _assert_balanced(summary)
+    assert_accounted(result)
     assert summary["pending"] == len(ids)
     assert (summary["notes_written"], summary["failed"], summary["rejected"]) == (0, 0, 1)
     # One call per token, then no further call at all.
@@ -153,13 +139,13 @@ def test_every_token_refused_stops_with_pending_notes(tmp_path: Path, sim: Simul
 def test_tokens_used_up_one_after_another_mid_run(
     tmp_path: Path, sim: SimulatorClient, concurrency: int
 ) -> None:
-    ids = _ids(40)
+    ids = make_note_ids(40)
     sim.configure(tokens=[A, B, C], quota=5)  # 5 successful calls per token and day
     result = _crawl(tmp_path, sim, ids, f"{A},{B},{C}", CONCURRENT_REQUESTS=concurrency)
     assert result.returncode == 3, result
     summary = result.summary
     assert summary["finish_reason"] == "pgy_quota_exceeded"
-    _assert_balanced(summary)
+    assert_accounted(result)
     stats = sim.stats()
     # Every success was written, once; the rest is pending for the next day.
     assert summary["notes_written"] == stats["by_code"]["0"] == 15
@@ -173,7 +159,7 @@ def test_tokens_used_up_one_after_another_mid_run(
 
 
 def test_justoneapi_token_env_with_a_comma_list(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(6)
+    ids = make_note_ids(6)
     sim.configure(tokens=[A, B], token_codes={A: 303})
     result = _crawl(
         tmp_path,
@@ -186,12 +172,12 @@ def test_justoneapi_token_env_with_a_comma_list(tmp_path: Path, sim: SimulatorCl
     assert result.returncode == 0, result
     assert Counter(n["noteId"] for n in result.notes) == Counter(ids)
     assert sim.stats()["by_token"] == {A: 1, B: 6}
-    _assert_balanced(result.summary)
+    assert_accounted(result)
     _assert_tokens_reported(result, sim, {A: "pgy_quota_exceeded", B: None})
 
 
 def test_token_file_with_one_token_per_line(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(4)
+    ids = make_note_ids(4)
     secrets = tmp_path.parent / f"{tmp_path.name}-secrets"  # outside the scanned work dir
     secrets.mkdir()
     (secrets / "token").write_text(f"{A}\n\n{B}\n", encoding="utf-8")
@@ -210,7 +196,7 @@ def test_token_file_with_one_token_per_line(tmp_path: Path, sim: SimulatorClient
 
 
 def test_token_rotation_with_http_cache_enabled(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = _ids(4)
+    ids = make_note_ids(4)
     sim.configure(tokens=[A, B], token_codes={A: 303})
     try:
         result = _crawl(

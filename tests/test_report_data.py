@@ -17,6 +17,7 @@ from tests.support.report import (
     EXPECTED_PER_FANS,
     EXPECTED_TOP_NOTES,
     KNOWN_SUMMARY,
+    NOTE_INDEX,
     known_notes,
     note_id,
     write_json_array,
@@ -71,7 +72,7 @@ def test_top_notes_by_engagement_leave_out_all_zero_notes() -> None:
     assert data.by_type == {"picture": 6, "video": 3}
     assert data.creators == 4
     assert [r.note.note_id for r in data.top_notes] == EXPECTED_TOP_NOTES
-    assert {int(r.note.note_id[8:], 16): r.note.engagement for r in data.top_notes} == (
+    assert {NOTE_INDEX[r.note.note_id]: r.note.engagement for r in data.top_notes} == (
         EXPECTED_ENGAGEMENT
     )
     assert note_id(4) not in {r.note.note_id for r in data.top_notes}
@@ -89,7 +90,7 @@ def test_a_note_seen_twice_counts_with_its_latest_fetch() -> None:
 
 def test_top_notes_per_thousand_fans() -> None:
     data = collect(known_notes())
-    got = [(int(r.note.note_id[8:], 16), r.per_1k_fans) for r in data.top_notes_per_fans]
+    got = [(NOTE_INDEX[r.note.note_id], r.per_1k_fans) for r in data.top_notes_per_fans]
     assert got == [(i, pytest.approx(v)) for i, v in EXPECTED_PER_FANS]
 
 

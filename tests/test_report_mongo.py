@@ -18,6 +18,7 @@ from pgy_spider.report.fonts import find_chart_fonts
 from tests.support.mongo import MongoTestDB
 from tests.support.report import (
     EXPECTED_ENGAGEMENT,
+    NOTE_INDEX,
     T0,
     USER_A,
     cells,
@@ -75,7 +76,7 @@ def test_collected_data_uses_latest_fetches_and_stored_creators(known_db: MongoT
     data = report(known_db)["data"]
     assert (data.notes, data.all_zero, data.creators) == (9, 0, 4)
     engagement = {**EXPECTED_ENGAGEMENT, 1: 300, 2: 1440, 4: 10}
-    assert {int(r.note.note_id[8:], 16): r.note.engagement for r in data.top_notes} == engagement
+    assert {NOTE_INDEX[r.note.note_id]: r.note.engagement for r in data.top_notes} == engagement
     assert [r.note.note_id for r in data.top_notes[:2]] == [note_id(2), note_id(3)]
     # Note 3 was only fetched at T0 (10,000 fans then); kols knows creator A's 12,000.
     (n3,) = [r for r in data.top_notes if r.note.note_id == note_id(3)]

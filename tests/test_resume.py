@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.accounting import assert_balanced
 from tests.support.crawl import finish_crawl, run_crawl, start_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_ids
+from tests.support.simulator import SimulatorClient
 
 
 def write_seeds(path: Path, ids: list[str]) -> None:
@@ -20,7 +22,7 @@ def write_seeds(path: Path, ids: list[str]) -> None:
 def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    ids = [make_note_id(i) for i in range(40)]
+    ids = make_note_ids(40)
     # A duplicate late in the file: after the resume it must still count as a duplicate.
     write_seeds(tmp_path / "seeds.txt", [*ids, ids[0]])
     args = ("-a", "ids_file=seeds.txt")
@@ -33,7 +35,7 @@ def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
     assert s1["finish_reason"] == "pgy_quota_exceeded"
     assert s1["notes_written"] == 15
     assert s1["pending"] > 0 and s1["failed"] == 0  # stopped notes are pending, not failed
-    assert s1["balanced"] is True
+    assert_balanced(s1)
     calls_before_resume = sim.stats()["by_code"]
 
     sim.configure(quota=10_000)  # the next day: a fresh quota
@@ -45,7 +47,7 @@ def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
     # Cumulative accounting over both sessions: every seed counted once.
     assert s2["seeds_read"] == 41
     assert s2["notes_written"] == 40 and s2["duplicates"] == 1 and s2["pending"] == 0
-    assert s2["balanced"] is True
+    assert_balanced(s2)
 
     # The feed holds exactly the notes of an uninterrupted run (appended, not replaced).
     notes = Counter(n["noteId"] for n in second.notes)
@@ -65,7 +67,7 @@ def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
 def test_signal_stops_cleanly_and_resume_completes(
     tmp_path: Path, sim: SimulatorClient, signum: int
 ) -> None:
-    ids = [make_note_id(i) for i in range(120)]
+    ids = make_note_ids(120)
     write_seeds(tmp_path / "seeds.txt", ids)
     args = ("-a", "ids_file=seeds.txt")
     settings = {"JOBDIR": "job", "CONCURRENT_REQUESTS": 4}
@@ -80,7 +82,7 @@ def test_signal_stops_cleanly_and_resume_completes(
     assert first.returncode == 4, first
     s1 = first.summary
     assert s1["finish_reason"] == "shutdown"
-    assert s1["balanced"] is True
+    assert_balanced(s1)
     assert 0 < s1["notes_written"] < len(ids)
     # In-flight calls were allowed to finish and were written: nothing paid was lost.
     assert s1["notes_written"] == len(sim.stats()["success_by_note"])
@@ -92,7 +94,8 @@ def test_signal_stops_cleanly_and_resume_completes(
     assert second.returncode == 0, second
     assert Counter(n["noteId"] for n in second.notes) == Counter(ids)
     assert sim.stats()["success_by_note"] == dict.fromkeys(ids, 1)
-    assert second.summary["seeds_read"] == len(ids) and second.summary["balanced"] is True
+    assert second.summary["seeds_read"] == len(ids)
+    assert_balanced(second.summary)
 
 
 def test_a_state_of_another_format_is_refused_before_any_file_is_touched(
@@ -100,7 +103,7 @@ def test_a_state_of_another_format_is_refused_before_any_file_is_touched(
 ) -> None:
     from pgy_spider import jobstate
 
-    ids = [make_note_id(i) for i in range(3)]
+    ids = make_note_ids(3)
     write_seeds(tmp_path / "seeds.txt", ids)
     job = tmp_path / "job"
     job.mkdir()

@@ -26,9 +26,10 @@ import pytest
 
 from tests.support import scrapyd as scrapyd_support
 from tests.support.crawl import read_jsonl
+from tests.support.ids import make_note_id, make_note_ids
 from tests.support.mongo import MongoTestDB
 from tests.support.scrapyd import ENV_TOKEN, PROJECT, SPIDER, ScrapydServer
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.simulator import SimulatorClient
 
 # The Scrapyd fixtures, used by name below.
 scrapyd_project = scrapyd_support.scrapyd_project
@@ -139,7 +140,7 @@ def test_scheduled_job_writes_notes_failed_summary_and_stats(
 
 
 def test_ids_url_csv_seeds_fetched_by_the_job(scrapyd: ScrapydServer, sim: SimulatorClient) -> None:
-    ids = [make_note_id(i) for i in range(200, 203)]
+    ids = make_note_ids(3, 200)
     rows = [f"笔记 {n},https://www.xiaohongshu.com/explore/{i}" for n, i in enumerate(ids)]
     (sim.seeds_dir / "x.csv").write_text(
         "\n".join(["title,link", *rows, "坏的,not-a-note", ""]), encoding="utf-8"
@@ -164,7 +165,7 @@ def test_token_file_on_the_host_wins_over_the_environment(
     token_file = tmp_path / "secrets" / "justoneapi-token"  # outside everything Scrapyd shows
     token_file.parent.mkdir()
     token_file.write_text(FILE_TOKEN + "\n", encoding="utf-8")
-    ids = [make_note_id(i) for i in range(300, 302)]
+    ids = make_note_ids(2, 300)
     settings = job_settings(scrapyd, sim, PGY_TOKEN_FILE=token_file)
     job = scrapyd.schedule({"ids": ",".join(ids)}, settings)
     scrapyd.wait(job)
@@ -203,11 +204,11 @@ def test_concurrent_jobs_with_the_same_templates_keep_their_own_files(
 ) -> None:
     # Slow answers and one request at a time: both jobs (max_proc = 2) run side by side.
     sim.configure(latency_ms=250)
-    shared = [make_note_id(i) for i in range(400, 403)]
+    shared = make_note_ids(3, 400)
     (sim.seeds_dir / "shared.txt").write_text("\n".join(shared) + "\n", encoding="utf-8")
     own = {
-        "first": [make_note_id(i) for i in range(410, 415)],
-        "second": [make_note_id(i) for i in range(420, 425)],
+        "first": make_note_ids(5, 410),
+        "second": make_note_ids(5, 420),
     }
     settings = job_settings(scrapyd, sim, CONCURRENT_REQUESTS=1)
     jobs = {
@@ -244,7 +245,7 @@ def test_mongo_uri_setting_stores_the_notes(
     mongo_db: MongoTestDB,
     mongo_database: Any,
 ) -> None:
-    ids = [make_note_id(i) for i in range(500, 503)]
+    ids = make_note_ids(3, 500)
     settings = job_settings(scrapyd, sim, MONGO_URI=mongo_db.uri, MONGO_DATABASE=mongo_db.name)
     job = scrapyd.schedule({"ids": ",".join(ids)}, settings)
     scrapyd.wait(job)
@@ -266,7 +267,7 @@ def test_items_dir_feed_replaces_pgy_feed_uri(
     token_file = tmp_path / "secrets" / "token"
     token_file.parent.mkdir()
     token_file.write_text(FILE_TOKEN, encoding="utf-8")
-    ids = [make_note_id(i) for i in range(600, 603)]
+    ids = make_note_ids(3, 600)
     settings = job_settings(scrapyd_items, sim, PGY_TOKEN_FILE=token_file)
     job = scrapyd_items.schedule({"ids": ",".join(ids)}, settings)
     finished = scrapyd_items.wait(job)[job]

@@ -18,6 +18,7 @@ from pgy_spider.seeds import (
     iter_inline,
     iter_seeds,
 )
+from tests.support.ids import make_note_ids
 
 A = "65c0b3fc000000002c037a49"
 B = "65c0b3fc000000002c037a4a"
@@ -95,6 +96,12 @@ def test_check_sources_directory(tmp_path: Path) -> None:
     assert repr(str(tmp_path)) in message
 
 
+def test_check_sources_dangling_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "seeds.txt"
+    link.symlink_to(tmp_path / "gone.txt")
+    assert "does not exist" in _error([str(link)])
+
+
 def test_check_sources_pipe(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -122,6 +129,12 @@ def test_check_sources_unreadable_simulated(
 
 def test_check_sources_binary(tmp_path: Path) -> None:
     path = write(tmp_path, "ids.txt", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 10)
+    assert "looks binary" in _error([path])
+
+
+def test_check_sources_image_named_csv_is_binary(tmp_path: Path) -> None:
+    header = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x06"
+    path = write(tmp_path, "ids.csv", header + bytes(range(256)) * 16)
     assert "looks binary" in _error([path])
 
 
@@ -301,8 +314,7 @@ def test_seeds_equal_public_constructor_and_are_frozen(tmp_path: Path) -> None:
 def test_memory_stays_flat(tmp_path: Path) -> None:
     path = tmp_path / "many.txt"
     with path.open("w") as f:
-        for i in range(100_000):
-            f.write(f"65c0b3fc{i:016x}\n")
+        f.writelines(note_id + "\n" for note_id in make_note_ids(100_000))
     tracemalloc.start()
     try:
         count = sum(1 for _ in iter_seeds([str(path)]))

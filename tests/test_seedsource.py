@@ -9,9 +9,9 @@ import pytest
 
 from pgy_spider.seeds import Seed, SeedFileError
 from pgy_spider.seedsource import LocalSeedSource
-from tests.support.ids import make_note_id
+from tests.support.ids import make_note_ids
 
-IDS = [make_note_id(i) for i in range(6)]
+IDS = make_note_ids(6)
 
 
 class Backlog:

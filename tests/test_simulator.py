@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from pgy_spider import simulator as simulator_module
+from tests.support.ids import make_note_id
 from tests.support.sample import load_sample_data
-from tests.support.simulator import REPO_ROOT, SimulatorClient, make_note_id
+from tests.support.simulator import REPO_ROOT, SimulatorClient
 
 SAMPLE_DATA: dict[str, Any] = load_sample_data()
 

@@ -11,11 +11,12 @@ import openpyxl
 from pgy_spider.jobstate import STATE_FILE
 from pgy_spider.xlsxexport import CELL_MAX_CHARS
 from tests.support.crawl import CrawlResult, read_jsonl, run_crawl
-from tests.support.simulator import SimulatorClient, make_note_id
+from tests.support.ids import make_note_id, make_note_ids, not_found_id
+from tests.support.simulator import SimulatorClient
 from tests.test_exporters import FORMULA_TEXTS, note, read_csv, run_feeds
 from tests.test_xlsx_export import ALL_DIGIT_ID, EXPONENT_ID, HEADER, rows
 
-NOT_FOUND_ID = "65c0b3fc0000000000ffffff"  # the simulator answers 201 for IDs ending in ffffff
+NOT_FOUND_ID = not_found_id(0)  # the simulator answers 201
 
 
 def _naive_utc(iso: str) -> datetime:
@@ -23,7 +24,7 @@ def _naive_utc(iso: str) -> datetime:
 
 
 def test_crawl_writes_a_workbook(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = [ALL_DIGIT_ID, EXPONENT_ID, *(make_note_id(i) for i in range(6)), NOT_FOUND_ID]
+    ids = [ALL_DIGIT_ID, EXPONENT_ID, *make_note_ids(6), NOT_FOUND_ID]
     result = run_crawl(
         tmp_path,
         "-a",
@@ -94,7 +95,7 @@ def test_appending_to_a_workbook_is_refused_before_any_call(
 def test_a_resumed_job_writing_a_workbook_is_refused_before_any_call(
     tmp_path: Path, sim: SimulatorClient
 ) -> None:
-    ids = "ids=" + ",".join(make_note_id(i) for i in range(3))
+    ids = "ids=" + ",".join(make_note_ids(3))
     first = run_crawl(tmp_path, "-a", ids, sim_url=sim.url, settings={"JOBDIR": "job"})
     assert first.returncode == 0, first
     assert (tmp_path / "job" / STATE_FILE).exists()

@@ -20,6 +20,7 @@ from parsel import Selector
 
 from pgy_spider.notes import normalize_note
 from tests.support.crawl import crawl_env
+from tests.support.ids import make_note_id
 from tests.support.sample import load_sample_data
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -29,8 +30,8 @@ MARKUP_TITLE = "视频笔记 $100 & <b>bold</b>"
 EVIL_CREATOR = "Bob<img src=x onerror=alert(1)>"
 
 
-def note_id(i: int) -> str:
-    return f"65c0b3fc{i:016x}"
+# Note i of these tests' data: the shared factory's i-th ID.
+note_id = make_note_id
 
 
 USER_A, USER_B, USER_C, USER_D = (f"62060e8c00000000100000{n:02x}" for n in range(1, 5))
@@ -116,6 +117,7 @@ def known_notes() -> list[dict[str, Any]]:
 
 
 # The figures known_notes() must give (see the comments above).
+NOTE_INDEX = {note_id(i): i for i in range(1, 10)}  # a known note's ID -> its i
 EXPECTED_TOP_NOTES = [note_id(i) for i in (3, 7, 2, 1, 5, 6, 8, 9)]
 EXPECTED_ENGAGEMENT = {3: 1300, 7: 600, 2: 440, 1: 160, 5: 50, 6: 40, 8: 20, 9: 0}
 # per 1,000 fans: 7: 600/2000 = 300; 3: 130; 2: 44; 8: 20/500 = 40; 6: 20; 1: 16; 9: 0; 5: no fans

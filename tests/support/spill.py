@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from tests.support.crawl import crawl_env
+from tests.support.ids import make_note_id
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)
 
@@ -25,8 +26,8 @@ _COUNTS_RE = re.compile(
 )
 
 
-def note_id(i: int) -> str:
-    return f"65c0b3fc{i:016x}"
+# Note i of these tests' data: the shared factory's i-th ID.
+note_id = make_note_id
 
 
 def make_item(
