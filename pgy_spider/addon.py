@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scrapy.settings import default_settings as scrapy_defaults
 from scrapy.utils.misc import load_object
 
 from pgy_spider import default_settings
@@ -32,6 +33,7 @@ HANDLERS = {
     "http": "pgy_spider.handler.TokenHttpDownloadHandler",
     "https": "pgy_spider.handler.TokenHttpsDownloadHandler",
 }
+_SCRAPY_HANDLERS = frozenset(scrapy_defaults.DOWNLOAD_HANDLERS_BASE.values())
 MIDDLEWARE = "pgy_spider.middlewares.api.PgyApiMiddleware"
 MIDDLEWARE_ORDER = 585  # answers reach it after decompression (590), before Scrapy's retry (550)
 CACHE_POLICY = "pgy_spider.cachepolicy.ApiCachePolicy"
@@ -67,6 +69,12 @@ class PgyAddon:
 
 
 def _is(value: Any, path: str) -> bool:
+    if value == path:
+        return True
+    if isinstance(value, str) and value in _SCRAPY_HANDLERS:
+        # Scrapy's own handler, not ours: known without importing it (the HTTP/1.1
+        # handler's TLS modules cost ~100 ms of every start-up; it is built only if used).
+        return False
     try:
         return load_object(value) is load_object(path) if value else False
     except (ImportError, AttributeError, ValueError, NameError):

@@ -3,12 +3,13 @@
 A Python ``set`` of ints costs ~80 bytes per ID (the int object plus its table slot):
 81 MB for a million seeds, most of the memory budget of a big run. This set keeps each ID
 in 12 bytes: 64 shards (by the key's hash), each a pair of sorted flat arrays (the low 64
-bits and the high 32 bits of every key, ordered by (low, high)) plus a small dict of
-the keys added since its last merge (each with where the lookup found it would go). A lookup is a set probe and a binary search in C
-(``bisect`` on an ``array``); a shard's new keys are merged into its arrays once there are
-``_MERGE_AT`` of them, which copies that one shard (1/64 of the set): no doubling of the
-whole table at any point, so the peak is the steady size. About 13 bytes per ID at 10
-million. Plain module, picklable (the resume state of older versions holds one).
+bits and the high 32 bits of every key, ordered by (low, high)) plus a small dict of the
+keys added since its last merge (each with where its lookup found it would go). A lookup
+is a dict probe and a binary search in C (``bisect`` on an ``array``); a shard's new keys
+are merged into its arrays once there are ``_MERGE_AT`` of them, which copies that one
+shard (1/64 of the set): no doubling of the whole table at any point, so the peak is the
+steady size. About 13 bytes per ID at 10 million. Plain module, picklable (the resume
+state of older versions holds one).
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ DOWNLOAD_DELAY = 0
 # TLS-inspecting middlebox cannot read it unnoticed. Scrapy's default is not to.
 DOWNLOAD_VERIFY_CERTIFICATES = True
 
+from scrapy.settings import default_settings as _scrapy  # noqa: E402
+
 # --- pgy-spider settings: every PGY_*/MONGO_* default, defined once (see README) ----
 from pgy_spider.default_settings import *  # noqa: E402, F403
 
@@ -35,26 +37,40 @@ from pgy_spider.default_settings import *  # noqa: E402, F403
 ADDONS = {"pgy_spider.addon.PgyAddon": 100}
 
 # The rest is this project's own shaping, for speed and for its outputs.
-DOWNLOADER_MIDDLEWARES = {
-    # The crawl is CPU-bound inside Scrapy at high concurrency and every middleware
-    # costs each call: off with those that do nothing for a JSON API.
-    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
-    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
-    "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": None,
-    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,  # ours retries by code
-    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
-    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
-    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+
+# The crawl is CPU-bound inside Scrapy at high concurrency and every middleware costs each
+# call: those that do nothing for a JSON API are left out. Left out of the _BASE lists, not set
+# to None: Scrapy imports every class a DOWNLOADER_MIDDLEWARES / EXTENSIONS key names, even a
+# disabled one, and some cost start-up (the cookies middleware imports tldextract, ~70 ms; the
+# remote-control extension aiohttp.web). A component of these lists can still be turned on
+# with DOWNLOADER_MIDDLEWARES / SPIDER_MIDDLEWARES / EXTENSIONS, as in any Scrapy project.
+_left_out = {
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware",
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware",
+    "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware",
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware",  # ours retries by code
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware",
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware",
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware",
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",  # COOKIES_ENABLED = False
     # pgy/ stats count calls; this one renders every request as raw HTTP to count bytes.
-    "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
+    "scrapy.downloadermiddlewares.stats.DownloaderStats",
+    "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware",  # codes are in the body
+    "scrapy.spidermiddlewares.referer.RefererMiddleware",
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware",
+    "scrapy.spidermiddlewares.depth.DepthMiddleware",
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware",
+    "scrapy.extensions.telnet.TelnetConsole",  # TELNETCONSOLE_ENABLED = False
+    "scrapy.extensions.remote_control.RemoteControl",  # REMOTE_CONTROL_ENABLED = False
 }
-SPIDER_MIDDLEWARES = {
-    "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware": None,  # codes are in the body
-    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
-    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
-    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
-    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
+DOWNLOADER_MIDDLEWARES_BASE = {
+    k: v for k, v in _scrapy.DOWNLOADER_MIDDLEWARES_BASE.items() if k not in _left_out
 }
+SPIDER_MIDDLEWARES_BASE = {
+    k: v for k, v in _scrapy.SPIDER_MIDDLEWARES_BASE.items() if k not in _left_out
+}
+EXTENSIONS_BASE = {k: v for k, v in _scrapy.EXTENSIONS_BASE.items() if k not in _left_out}
+
 # A callback yields at most one note: Scrapy's default (100) starts 100 asyncio tasks
 # per response to process its output in parallel, about half of the crawl's CPU.
 CONCURRENT_ITEMS = 1

@@ -23,18 +23,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pymongo.errors import PyMongoError
 from scrapy.exceptions import NotConfigured
 
-from pgy_spider import mongo
 from pgy_spider.runtime import runtime_of
 from pgy_spider.storage import StorageOutcome
 
+# pgy_spider.mongo imports pymongo (~150 ms of every start-up): it is imported by the
+# methods of a pipeline that runs (MONGO_URI set), never by a crawl without MongoDB.
 if TYPE_CHECKING:
     from pymongo import MongoClient
     from pymongo.collection import Collection
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
+
+    from pgy_spider import mongo
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class MongoPipeline:
         if config is None:
             # A bare NotConfigured: "no MongoDB" is a normal way to run, not worth a warning.
             raise NotConfigured
+        from pgy_spider import mongo
+
         self.uri: str = config.uri
         self.database_name = config.database
         self.collection_name = config.collection
@@ -134,6 +138,8 @@ class MongoPipeline:
 
     async def open_spider(self) -> None:
         """Check the server and create the indexes before the first (paid) request."""
+        from pgy_spider import mongo
+
         self._loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
         self._room.set()
@@ -162,6 +168,8 @@ class MongoPipeline:
         )
 
     def _connect(self) -> None:
+        from pgy_spider import mongo
+
         client = mongo.open_for_writes(self.uri, self.database_name, self.collection_name)
         self._client = client
         self._notes = client[self.database_name][self.collection_name]
@@ -287,6 +295,8 @@ class MongoPipeline:
 
     def _write(self, batch: list[dict[str, Any]]) -> mongo.BatchResult:
         """Runs on the writer thread: store *batch*, spill what cannot be stored."""
+        from pgy_spider import mongo
+
         assert self._client is not None
         started = time.monotonic()
         if self._server_down and time.monotonic() < self._next_probe:
@@ -305,6 +315,8 @@ class MongoPipeline:
         return result
 
     def _try_write(self, batch: list[dict[str, Any]]) -> mongo.BatchResult:
+        from pgy_spider import mongo
+
         assert self._client is not None
         try:
             plans = mongo.build_batch_writes(batch, self.collection_name)
@@ -352,6 +364,10 @@ class MongoPipeline:
         """
         if not self.refresh_enabled or not note_ids:
             return set()
+        from pymongo.errors import PyMongoError
+
+        from pgy_spider import mongo
+
         notes = self._notes
         if notes is None:
             raise RuntimeError("MongoPipeline.find_fresh() called before open_spider()")
