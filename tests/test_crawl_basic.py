@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 from tests.support.accounting import assert_accounted
-from tests.support.crawl import run_crawl
+from tests.support.crawl import crawl_command, crawl_env, read_jsonl, run_crawl
 from tests.support.ids import make_note_ids
 from tests.support.simulator import SimulatorClient
 
@@ -48,3 +50,31 @@ def test_seed_file_to_notes_once_per_distinct_id(tmp_path: Path, sim: SimulatorC
     raw = (result.output / "notes.jsonl").read_text(encoding="utf-8")
     assert "\\u" not in raw  # Chinese and emoji as UTF-8, never escaped
     assert re.search(r"[\u4e00-\u9fff]", raw)
+
+
+# Libraries that only some runs need (MongoDB, runs across processes, workbooks, the HTML
+# report, the live terminal display): a plain crawl must not pay their import at start-up.
+OPTIONAL_LIBRARIES = ("pymongo", "bson", "redis", "openpyxl", "matplotlib", "rich", "jinja2")
+_REPORT_MODULES = """
+import atexit, json, sys
+def _report():
+    with open("modules.json", "w") as fh:
+        json.dump(sorted(m.split(".")[0] for m in sys.modules), fh)
+atexit.register(_report)
+from scrapy.cmdline import execute
+execute(["scrapy", *sys.argv[1:]])
+"""
+
+
+def test_a_plain_crawl_imports_no_optional_library(tmp_path: Path, sim: SimulatorClient) -> None:
+    (note_id,) = make_note_ids(1)
+    command = crawl_command("-a", f"ids={note_id}", "-O", "notes.jsonl", sim_url=sim.url)
+    command[1:3] = ["-c", _REPORT_MODULES]  # `python -m scrapy` with a look at sys.modules
+    proc = subprocess.run(
+        command, cwd=tmp_path, env=crawl_env(), capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [n["noteId"] for n in read_jsonl(tmp_path / "notes.jsonl")] == [note_id]
+    loaded = set(json.loads((tmp_path / "modules.json").read_text()))
+    assert {"scrapy", "aiohttp", "pgy_spider"} <= loaded  # the report itself works
+    assert not loaded & set(OPTIONAL_LIBRARIES)
