@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import yarl
+from pydispatch.dispatcher import getAllReceivers, liveReceivers
 from scrapy import signals
 from scrapy.core.downloader.handlers.base import BaseDownloadHandler
 from scrapy.exceptions import (
@@ -68,6 +69,11 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 _PROTOCOLS = {aiohttp.HttpVersion11: "HTTP/1.1", aiohttp.HttpVersion10: "HTTP/1.0"}
 # A crawl talks to a handful of hosts: parse each peer address once.
 _ip_address = functools.lru_cache(maxsize=64)(ipaddress.ip_address)
+
+
+def _has_receivers(sender: Any, signal: object) -> bool:
+    """Whether a receiver is connected to ``signal`` now (as Scrapy's send looks them up)."""
+    return any(True for _ in liveReceivers(getAllReceivers(sender, signal)))
 
 
 class _ClientResponse(aiohttp.ClientResponse):
@@ -259,6 +265,9 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
         self, signal: object, request: Request, **kwargs: Any
     ) -> StopDownload | None:
         """Send a download signal; a handler that raised StopDownload ends the download."""
+        if not _has_receivers(self._signals.sender, signal):
+            # Nobody listens (the usual case): skip Scrapy's per-send setup, twice per call.
+            return None
         for _, result in self._signals.send_catch_log(
             signal=signal, request=request, spider=self.crawler.spider, **kwargs
         ):
