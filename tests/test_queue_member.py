@@ -51,6 +51,8 @@ def config(url: str, run_name: str, **overrides: Any) -> QueueConfig:
         "wait_seconds": 1.0,
         "claim_seconds": 0.6,
         "max_unsettled": 10_000,
+        "outage_seconds": 5.0,
+        "ttl_hours": 1.0,
     }
     values.update(overrides)
     return QueueConfig(**values)
