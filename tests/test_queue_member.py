@@ -70,6 +70,8 @@ class Member(QueueMember):
         """As a SIGKILL would: no more heartbeats, nothing handed back."""
         assert self._beats is not None
         self._beats.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         self.closing = True
 
     async def disconnect(self) -> None:
