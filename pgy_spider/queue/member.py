@@ -488,8 +488,9 @@ class QueueMember:
                 await pipe.execute()
 
             await self.redis(expire)
-        # A minute longer than the rest: while it exists the run is known as finished.
-        await self.redis(lambda c: c.pexpire(k.meta, ttl_ms + 60_000))
+        # Longer than the rest (by a minute, or by the lifetime if shorter): while it exists
+        # the run is known as finished, never created again over its other keys.
+        await self.redis(lambda c: c.pexpire(k.meta, ttl_ms + min(ttl_ms, 60_000)))
         logger.info(
             "Run %r is finished: its keys in Redis expire in %gh (PGY_RUN_TTL_HOURS)",
             self.config.run,
