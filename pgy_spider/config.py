@@ -59,6 +59,8 @@ class QueueConfig:
     wait_seconds: float
     claim_seconds: float
     max_unsettled: int
+    outage_seconds: float  # how long a lost Redis is waited for before the process stops
+    ttl_hours: float  # a finished run's keys live this long; 0 = until deleted
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -175,6 +177,8 @@ def _queue_config(read: _Reader, environ: Mapping[str, str]) -> QueueConfig | No
         wait_seconds=read.number("PGY_QUEUE_WAIT_SECONDS", float),
         claim_seconds=read.number("PGY_QUEUE_CLAIM_SECONDS", float, minimum=0.1),
         max_unsettled=read.number("PGY_QUEUE_MAX_UNSETTLED", int, minimum=1),
+        outage_seconds=read.number("PGY_QUEUE_OUTAGE_SECONDS", float),
+        ttl_hours=read.number("PGY_RUN_TTL_HOURS", float),
     )
 
 

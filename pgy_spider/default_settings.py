@@ -40,6 +40,8 @@ PGY_RUN = None  # else the PGY_RUN environment variable; required with PGY_QUEUE
 PGY_QUEUE_WAIT_SECONDS = 600.0  # how long a worker without seeds waits for its run to exist
 PGY_QUEUE_CLAIM_SECONDS = 60.0  # no sign of life this long: a worker's notes are taken over
 PGY_QUEUE_MAX_UNSETTLED = 10_000  # the most notes of a run queued and not settled at once
+PGY_QUEUE_OUTAGE_SECONDS = 300.0  # how long a lost Redis is waited for mid-run, then exit 5
+PGY_RUN_TTL_HOURS = 72.0  # a finished run's keys expire after this; 0 = never
 
 __all__ = [name for name in dir() if name.isupper()]  # what settings.py takes
 

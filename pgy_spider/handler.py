@@ -104,7 +104,7 @@ class TokenDownloadHandler(BaseDownloadHandler):
         if reserved:  # a stop came while it waited (for a place or a unit)
             self._budget.settle(billable=False)
         elif self._budget.exhausted and not runtime.stopping:
-            resumable = bool(runtime.config and runtime.config.jobdir)
+            resumable = bool(runtime.config and (runtime.config.jobdir or runtime.config.queue))
             runtime.stop(reasons.BUDGET_EXHAUSTED, spent_message(self._budget, resumable=resumable))
         self._in_flight.give_back(request_meta)
         raise meta.PendingRequest("the budget is spent" if not reserved else "stopping")

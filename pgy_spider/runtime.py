@@ -7,9 +7,11 @@ token vault; the spider and the accounting ask the stores) reach it through
 made by whichever component asks first (Scrapy builds components in an order they must
 not depend on). This is also the one place that chooses the implementation of each
 shared interface (:mod:`pgy_spider.vault`, :mod:`pgy_spider.pause`,
-:mod:`pgy_spider.budget`): the local, one-process ones today. With ``PGY_QUEUE_URL`` the
-process takes part in a run across processes: :attr:`PgyRuntime.queue` is its membership
-(:mod:`pgy_spider.queue.member`), which the spider's seed source and the accounting use.
+:mod:`pgy_spider.budget`): the local, one-process ones, or with ``PGY_QUEUE_URL`` the run's
+(:mod:`pgy_spider.queue.pause`, :mod:`pgy_spider.queue.tokens`,
+:mod:`pgy_spider.queue.budget`), shared in Redis by every process of the run. Then
+:attr:`PgyRuntime.queue` is the process's membership (:mod:`pgy_spider.queue.member`), which
+the spider's seed source, the accounting and those controls use.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class PgyRuntime:
             config.rate_limit_max_delay if config else 0.0,
         )
         self.budget: Budget = LocalBudget(0)
-        if config is not None:
+        if config is not None and self.queue is not None:
+            self._share_controls(config, self.queue)
+        elif config is not None:
             try:
                 self.budget = job_budget(config)  # PGY_MAX_BILLED_CALLS, durable with JOBDIR
             except ConfigError as exc:  # an unreadable budget state: as a wrong setting
@@ -102,6 +106,27 @@ class PgyRuntime:
             install_password_mask(config.queue.secrets)
         crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.failed_notes.close, signal=signals.spider_closed)
+
+    def _share_controls(self, config: PgyConfig, member: QueueMember) -> None:
+        """A run across processes: the pause, the retired tokens and the budget are the
+        run's, in Redis, on the member's connection."""
+        from pgy_spider.queue.budget import RedisBudget
+        from pgy_spider.queue.pause import RedisRatePause
+        from pgy_spider.queue.tokens import RedisTokenVault, token_hint
+
+        self.vault = RedisTokenVault(config.tokens, member)
+        self.pause = RedisRatePause(config.rate_limit_delay, config.rate_limit_max_delay, member)
+        self.budget = RedisBudget(config.max_billed_calls, member)
+
+        def hint(reason: str) -> str:
+            if reason == reasons.BUDGET_EXHAUSTED:
+                return (
+                    f"its budget is spent ({self.budget.spent} billable answers); run the same "
+                    "commands with a larger PGY_MAX_BILLED_CALLS to go on"
+                )
+            return f"no worker has a usable token left; {token_hint()}"
+
+        member.stop_hint = hint
 
     def _spider_opened(self) -> None:
         if self.problem is not None:

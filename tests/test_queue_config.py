@@ -230,7 +230,7 @@ def test_preflight_says_when_redis_cannot_be_used(
 def test_the_ids_url_content_must_be_the_runs(redis_url: str, run_name: str) -> None:
     from pgy_spider.config import QueueConfig
 
-    cfg = QueueConfig(redis_url, run_name, 1, 1, 100)
+    cfg = QueueConfig(redis_url, run_name, 1, 1, 100, 5, 1)
 
     async def scenario() -> None:
         members = [QueueMember(cfg, _Stats(), InFlight(1), dict, _no_stop) for _ in range(2)]

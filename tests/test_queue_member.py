@@ -51,6 +51,8 @@ def config(url: str, run_name: str, **overrides: Any) -> QueueConfig:
         "wait_seconds": 1.0,
         "claim_seconds": 0.6,
         "max_unsettled": 10_000,
+        "outage_seconds": 5.0,
+        "ttl_hours": 1.0,
     }
     values.update(overrides)
     return QueueConfig(**values)
@@ -68,6 +70,8 @@ class Member(QueueMember):
         """As a SIGKILL would: no more heartbeats, nothing handed back."""
         assert self._beats is not None
         self._beats.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         self.closing = True
 
     async def disconnect(self) -> None:

@@ -26,7 +26,7 @@ def check_run(config: QueueConfig, sources: list[str] | None) -> None:
         k = RunKeys(config.run)
         try:
             status, theirs = client.register_script(scripts.JOIN)(
-                keys=[k.meta, k.stream, k.counts, k.rejects, k.beats, k.info, k.reader],
+                keys=k.join_keys(),
                 args=[identity.encode(sources), datetime.now(UTC).isoformat(), GROUP],
             )
         except redis_errors() as exc:

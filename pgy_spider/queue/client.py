@@ -61,6 +61,21 @@ def redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.RedisError, OSError)
 
 
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """What a lost or restarting Redis raises (a connection refused or broken, a timeout, a
+    server still loading its data): worth waiting for, unlike a wrong command."""
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def failure_text(url: str, exc: BaseException) -> str:
+    """What went wrong, with the URL's password masked should a message quote it."""
+    why = str(exc).strip() or type(exc).__name__
+    password = url_password(url)
+    return mask_secrets(why, (password,)) if password else why
+
+
 def unavailable(url: str, exc: BaseException) -> QueueUnavailable:
     """One line naming the queue (masked) and what went wrong."""
     why = str(exc).strip() or type(exc).__name__

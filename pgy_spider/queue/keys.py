@@ -75,12 +75,49 @@ class RunKeys:
         """Hash: worker -> JSON (host, pid, state, its calls so far)."""
         return self.prefix + "info"
 
+    @property
+    def pause(self) -> str:
+        """Hash: the run's 302 pause: ``until`` (Redis time, ms) and ``level`` (its doubling)."""
+        return self.prefix + "pause"
+
+    @property
+    def retired(self) -> str:
+        """Hash: token fingerprint -> the reason it was retired (never a token)."""
+        return self.prefix + "retired"
+
+    @property
+    def tokens(self) -> str:
+        """Hash: worker -> the fingerprints of its tokens not retired, space-separated."""
+        return self.prefix + "tokens"
+
+    @property
+    def budget(self) -> str:
+        """Hash: ``spent``, ``held`` (units reserved run-wide), ``held:<worker>`` and
+        ``batch:<worker>`` (the last settle batch applied, so a retried one counts once)."""
+        return self.prefix + "budget"
+
     def seen(self, bucket: int) -> str:
         return f"{self.prefix}seen:{bucket}"
 
     @property
     def seen_pattern(self) -> str:
         return self.prefix.replace("{", "\\{").replace("}", "\\}") + "seen:*"
+
+    def join_keys(self) -> list[str]:
+        """The keys of the JOIN script: meta first, then every key a new run starts without."""
+        return [
+            self.meta,
+            self.stream,
+            self.counts,
+            self.rejects,
+            self.beats,
+            self.info,
+            self.reader,
+            self.pause,
+            self.retired,
+            self.tokens,
+            self.budget,
+        ]
 
     def all_fixed(self) -> tuple[str, ...]:
         """Every key of the run except the dedup buckets."""
@@ -92,6 +129,10 @@ class RunKeys:
             self.rejects,
             self.beats,
             self.info,
+            self.pause,
+            self.retired,
+            self.tokens,
+            self.budget,
         )
 
 

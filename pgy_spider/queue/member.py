@@ -10,8 +10,18 @@ calls. A task sends the heartbeat every :attr:`QueueMember.beat_interval` second
 re-claims the entries this process holds (see :mod:`.scripts`). A graceful stop hands the
 unsettled entries back at once.
 
-Every Redis call goes through :meth:`QueueMember._guard`: the one place where a lost
-connection turns into a stop of this process (``pgy_queue_error``).
+Every Redis call goes through :meth:`QueueMember._guard`: a lost connection (Redis
+restarted, a network cut) is waited for up to ``PGY_QUEUE_OUTAGE_SECONDS``, with one log line,
+and the call made again (every script is safe to run twice); a longer outage stops this
+process (``pgy_queue_error``, exit 5), everything it did not settle left in the run. After an
+outage this worker takes over no one's notes for one claim time: the others, alive, had no
+way to show it while Redis was away.
+
+A task polls the run's shared controls every :data:`WATCH_INTERVAL` seconds (:meth:`look`):
+the 302 pause, the retired tokens, the budget spent, a stop of the whole run; the controls
+(:mod:`.pause`, :mod:`.tokens`, :mod:`.budget`) read what it saw locally, at no cost per call.
+A finished run's keys are given their lifetime (``PGY_RUN_TTL_HOURS``) by the first worker
+that sees the end.
 """
 
 from __future__ import annotations
@@ -31,7 +41,13 @@ import orjson
 
 from pgy_spider import meta
 from pgy_spider.queue import identity, keys, scripts
-from pgy_spider.queue.client import async_client, redis_errors, unavailable
+from pgy_spider.queue.client import (
+    async_client,
+    connection_errors,
+    failure_text,
+    redis_errors,
+    unavailable,
+)
 from pgy_spider.queue.errors import QueueStop, RunMissing
 from pgy_spider.queue.keys import GROUP, RunKeys
 from pgy_spider.queue.url import mask_url
@@ -49,6 +65,22 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 QUEUE_POS = SeedPos(-1, -1)  # a seed taken from the stream has no place in this process's files
 WAIT_POLL = 0.5  # seconds between looks for a run that does not exist yet
+# Seconds between looks at the run's shared controls: how soon a 302 seen by another worker
+# pauses this one, a token it retired is retired here, a stop of the run is seen.
+WATCH_INTERVAL = 0.2
+OUTAGE_POLL = 0.5  # seconds between tries while Redis cannot be reached
+EXPIRE_CHUNK = 1000  # dedup buckets given their lifetime per round trip
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """The run's shared controls as one poll saw them."""
+
+    pause_left: float  # seconds left of the run's 302 pause (Redis's clock)
+    pause_level: int
+    stopped: str  # the reason the whole run was stopped; "" = it was not
+    retired: dict[str, str]  # fingerprint -> reason
+    spent: int  # billable answers of the run
 
 
 @dataclass(slots=True)
@@ -95,6 +127,15 @@ class QueueMember:
         self.reader_done = False
         self.queued = 0  # the stream's length at the last look
         self.finish_reason: str | None = None
+        self._outage_since: float | None = None  # monotonic time Redis was first missed
+        self._claim_grace_until = 0.0
+        self._watch: asyncio.Future[None] | None = None
+        # The shared controls: what each poll reports to them, what they send with it.
+        self.watchers: list[Callable[[Look], None]] = []
+        self.closers: list[Callable[[], Awaitable[None]]] = []  # before the hand-back
+        self.pause_reset = False  # a success asks for the pause's doubling to start over
+        self.fingerprints: list[str] | None = None  # usable tokens, to publish (then None)
+        self.stop_hint: Callable[[str], str] = lambda reason: ""
 
     @property
     def masked_url(self) -> str:
@@ -116,11 +157,55 @@ class QueueMember:
         return self._client
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one Redis call; a failure is a QueueStop naming the queue (masked)."""
-        try:
-            return await call()
-        except redis_errors() as exc:
-            raise unavailable(self.config.url, exc) from None
+        """Run one Redis call, waiting out a lost connection up to PGY_QUEUE_OUTAGE_SECONDS;
+        a longer outage or any other failure is a QueueStop naming the queue (masked)."""
+        while True:
+            try:
+                result = await call()
+            except connection_errors() as exc:
+                if not await self._outage(exc):
+                    raise unavailable(self.config.url, exc) from None
+                continue
+            except redis_errors() as exc:
+                raise unavailable(self.config.url, exc) from None
+            if self._outage_since is not None:
+                self._outage_over()
+            return result
+
+    async def _outage(self, exc: BaseException) -> bool:
+        """Redis is away: True after a short wait (try again), False once it has been away
+        longer than PGY_QUEUE_OUTAGE_SECONDS."""
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            logger.warning(
+                "Lost the queue at %s (%s): waiting up to %gs for it to come back "
+                "(PGY_QUEUE_OUTAGE_SECONDS); calls go on only while their notes can be settled",
+                self.masked_url,
+                failure_text(self.config.url, exc),
+                self.config.outage_seconds,
+            )
+        if now - self._outage_since >= self.config.outage_seconds:
+            return False
+        await asyncio.sleep(OUTAGE_POLL)
+        return True
+
+    def _outage_over(self) -> None:
+        assert self._outage_since is not None
+        logger.warning(
+            "The queue at %s is back after %.1fs: going on",
+            self.masked_url,
+            time.monotonic() - self._outage_since,
+        )
+        self._outage_since = None
+        # No heartbeat reached Redis meanwhile, from anyone: give the live ones one claim time
+        # to show it before their notes (and budget units) look like a dead worker's.
+        self._claim_grace_until = time.monotonic() + self.config.claim_seconds
+
+    @property
+    def may_take_over(self) -> bool:
+        """Whether this worker may treat a silent worker as dead (not right after an outage)."""
+        return time.monotonic() >= self._claim_grace_until
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._script(name)
@@ -151,7 +236,7 @@ class QueueMember:
         while True:
             status, theirs = await self.script(
                 "JOIN",
-                [k.meta, k.stream, k.counts, k.rejects, k.beats, k.info, k.reader],
+                k.join_keys(),
                 [encoded, datetime.now(UTC).isoformat(), GROUP],
             )
             if status != b"missing":
@@ -187,7 +272,61 @@ class QueueMember:
         )
         await self.beat()
         self._beats = asyncio.ensure_future(self._beat_forever())
+        await self.look()  # before the first note: a run stopped, tokens retired elsewhere
+        self._watch = asyncio.ensure_future(self._watch_forever())
         return True
+
+    # -- the shared controls ------------------------------------------------------------------
+
+    async def look(self) -> Look:
+        """One poll of the run's shared controls, told to every watcher."""
+        k = self.keys
+        reset, self.pause_reset = self.pause_reset, False
+        fingerprints, self.fingerprints = self.fingerprints, None
+        try:
+            left, level, stopped, retired, spent = await self.script(
+                "LOOK",
+                [k.pause, k.retired, k.meta, k.tokens, k.budget],
+                [
+                    self.worker,
+                    "1" if reset else "0",
+                    "0" if fingerprints is None else "1",
+                    " ".join(fingerprints or ()),
+                ],
+            )
+        except BaseException:
+            # Not sent: sent with the next poll.
+            self.pause_reset = self.pause_reset or reset
+            if self.fingerprints is None:
+                self.fingerprints = fingerprints
+            raise
+        look = Look(
+            int(left) / 1000,
+            int(level),
+            stopped.decode(),
+            {retired[i].decode(): retired[i + 1].decode() for i in range(0, len(retired), 2)},
+            int(spent),
+        )
+        for watcher in self.watchers:
+            watcher(look)
+        if look.stopped and not self.closing:
+            self._stop(
+                look.stopped,
+                f"Run {self.config.run!r} was stopped for every worker ({look.stopped}): "
+                f"{self.stop_hint(look.stopped)}",
+            )
+        return look
+
+    async def _watch_forever(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self.closing:
+                return
+            try:
+                await self.look()
+            except QueueStop as exc:
+                self._failed(exc)
+                return
 
     # -- signs of life ------------------------------------------------------------------------
 
@@ -289,7 +428,7 @@ class QueueMember:
 
     def claim_due(self) -> bool:
         now = time.monotonic()
-        if now < self._next_claim:
+        if now < self._next_claim or not self.may_take_over:
             return False
         self._next_claim = now + self.beat_interval
         return True
@@ -301,7 +440,9 @@ class QueueMember:
                 return []
             k = self.keys
             reply = await self.script(
-                "CLAIM", [k.stream, k.beats, k.counts], [GROUP, self.worker, self.claim_ms, count]
+                "CLAIM",
+                [k.stream, k.beats, k.counts, k.budget],
+                [GROUP, self.worker, self.claim_ms, count],
             )
             seeds = self._hold(reply)
         if seeds:
@@ -328,6 +469,33 @@ class QueueMember:
         self.reader_done = done == b"1"
         self.queued = int(queued)
         return self.reader_done and self.queued == 0
+
+    async def finish_run(self) -> None:
+        """The run is finished: the first worker to see it gives every key of the run its
+        lifetime (PGY_RUN_TTL_HOURS), the meta hash last; a stopped run keeps its keys."""
+        k = self.keys
+        ttl_ms = int(self.config.ttl_hours * 3_600_000)
+        others = [key for key in k.all_fixed() if key not in (k.meta, k.stream)]
+        first, buckets = await self.script("FINISH", [k.meta, k.stream, *others], [ttl_ms])
+        if not int(first) or ttl_ms <= 0:
+            return
+        for start in range(0, int(buckets), EXPIRE_CHUNK):
+
+            async def expire(client: redis.asyncio.Redis, start: int = start) -> None:
+                pipe = client.pipeline(transaction=False)
+                for bucket in range(start, min(start + EXPIRE_CHUNK, int(buckets))):
+                    pipe.pexpire(k.seen(bucket), ttl_ms)
+                await pipe.execute()
+
+            await self.redis(expire)
+        # Longer than the rest (by a minute, or by the lifetime if shorter): while it exists
+        # the run is known as finished, never created again over its other keys.
+        await self.redis(lambda c: c.pexpire(k.meta, ttl_ms + min(ttl_ms, 60_000)))
+        logger.info(
+            "Run %r is finished: its keys in Redis expire in %gh (PGY_RUN_TTL_HOURS)",
+            self.config.run,
+            self.config.ttl_hours,
+        )
 
     # -- settling -----------------------------------------------------------------------------
 
@@ -480,12 +648,17 @@ class QueueMember:
             pass  # a read in progress has registered what it took
         while self._flushing is not None:
             await self._flushing
-        if self._beats is not None:
-            self._beats.cancel()
-            await asyncio.gather(self._beats, return_exceptions=True)
+        for task in (self._beats, self._watch):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         k = self.keys
         try:
+            for closer in self.closers:
+                await closer()
             if self.joined:
+                # What it still holds of the budget is spent; it holds no token any more.
+                await self.script("DROP_HELD", [k.budget, k.tokens], [self.worker])
                 handed = int(
                     await self.script("HANDBACK", [k.stream, k.counts], [GROUP, self.worker])
                 )

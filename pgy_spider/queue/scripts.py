@@ -25,7 +25,21 @@ Why each one:
   pause is never taken away). Entries the worker does not know it holds (a reply lost on the
   way) are handed back.
 - :data:`CLAIM`: entries of a worker that has shown no sign of life (neither heartbeat nor
-  re-claim) for the claim time, taken over.
+  re-claim) for the claim time, taken over, with the budget units it held (counted as spent:
+  its calls in flight may have been billed).
+
+The controls every process of a run shares (:mod:`.pause`, :mod:`.tokens`, :mod:`.budget`):
+
+- :data:`PAUSE`: a 302 answered: a new pause of the run, its length doubled from the last,
+  timed by Redis's clock; or nothing, when it falls inside the current one.
+- :data:`LOOK`: what a process polls a few times a second: the pause left, the retired
+  fingerprints, the budget spent, a stop of the whole run.
+- :data:`TOKENS`: a token retired (by fingerprint) and this worker's usable tokens; when it
+  has none left and no live worker has one either, the whole run stops.
+- :data:`RESERVE`, :data:`SPEND`, :data:`DROP_HELD`: the run's budget: one unit reserved
+  atomically against ``spent + held``; settles applied once each (a batch number per worker);
+  what a worker still holds when it ends counted as spent.
+- :data:`FINISH`: a finished run's keys given their lifetime (``PGY_RUN_TTL_HOURS``).
 
 Entries are removed with ``XDEL`` once settled and the stream is never trimmed: Redis 7.0
 drops pending entries that ``MAXLEN``/``MINID`` trims away, a silent seed loss.
@@ -33,11 +47,14 @@ drops pending entries that ``MAXLEN``/``MINID`` trims away, a silent seed loss.
 
 from __future__ import annotations
 
-# KEYS: meta, stream, counts, rejects, beats, info, reader
+# KEYS: meta, then every other key a new run starts without (RunKeys.join_keys)
 # ARGV: sources ("" for a worker without seeds), created (ISO time), group
 # -> {"exists", sources} | {"missing", ""} | {"created", sources}
+# A process joining a run that was stopped for the whole run (no token left, the budget
+# spent) resumes it: the stop is lifted, and comes back if the cause is still there.
 JOIN = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HDEL', KEYS[1], 'stopped')
   return {'exists', redis.call('HGET', KEYS[1], 'sources') or ''}
 end
 if ARGV[1] == '' then
@@ -267,10 +284,32 @@ return {lost, redis.call('HGET', meta, 'reader_done') or '0', redis.call('XLEN',
 """
 )
 
-# KEYS: stream, beats, counts;  ARGV: group, me, claim ms, most entries to take
+# Redis's clock in ms, and the budget units a worker held moved to spent (its calls may
+# have been billed; a held unit is never lost and never counted twice).
+_NOW = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+_SWEEP = """
+local function sweep_held(budget, owner)
+  local h = tonumber(redis.call('HGET', budget, 'held:' .. owner) or '0')
+  if h > 0 then
+    redis.call('HINCRBY', budget, 'spent', h)
+    redis.call('HINCRBY', budget, 'held', -h)
+    redis.call('HINCRBY', budget, 'swept', h)
+  end
+  redis.call('HDEL', budget, 'held:' .. owner)
+end
+"""
+
+# KEYS: stream, beats, counts, budget;  ARGV: group, me, claim ms, most entries to take
 # -> the entries taken over: {{id, {field, value, ...}}, ...}
-CLAIM = """
-local stream, beats, counts = KEYS[1], KEYS[2], KEYS[3]
+CLAIM = (
+    _SWEEP
+    + """
+local stream, beats, counts, budget = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, me, claim_ms, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -294,6 +333,7 @@ for _, p in ipairs(idle) do
           taken[#taken + 1] = e
         end
       end
+      sweep_held(budget, owner)
     end
   end
 end
@@ -302,5 +342,200 @@ if #taken > 0 then
 end
 return taken
 """
+)
 
-NAMES = ("JOIN", "LEASE", "RELEASE", "PUSH", "SETTLE", "HANDBACK", "BEAT", "CLAIM")
+# KEYS: pause;  ARGV: first delay ms, longest delay ms
+# -> {started (0/1), this pause's ms, ms left of the run's pause}
+PAUSE = (
+    _NOW
+    + """
+local now = now_ms()
+local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if now < until_ then
+  return {0, 0, until_ - now}
+end
+local level = tonumber(redis.call('HGET', KEYS[1], 'level') or '0') + 1
+local pause = math.floor(math.min(tonumber(ARGV[1]) * 2 ^ (level - 1), tonumber(ARGV[2])))
+redis.call('HSET', KEYS[1], 'until', now + pause, 'level', level)
+return {1, pause, pause}
+"""
+)
+
+# KEYS: pause, retired, meta, tokens, budget
+# ARGV: me, reset the doubling (0/1), set my usable fingerprints (0/1), those fingerprints
+# -> {ms left of the pause, its level, the run's stop ("" none), {fp, reason, ...}, spent}
+LOOK = (
+    _NOW
+    + """
+local now = now_ms()
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'level', 0)
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+end
+local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+local left = until_ - now
+if left < 0 then
+  left = 0
+end
+return {left, tonumber(redis.call('HGET', KEYS[1], 'level') or '0'),
+  redis.call('HGET', KEYS[3], 'stopped') or '', redis.call('HGETALL', KEYS[2]),
+  tonumber(redis.call('HGET', KEYS[5], 'spent') or '0')}
+"""
+)
+
+# KEYS: retired, tokens, beats, meta
+# ARGV: me, fingerprint retired ("" none), its reason, claim ms, stop reason,
+#       then the fingerprints of my tokens not retired
+# -> "ok" (I have a token) | "others" (a live worker still has one) | "run" (none has: the
+#    whole run is stopped)
+TOKENS = (
+    _NOW
+    + """
+local retired, tokens, beats, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local me = ARGV[1]
+if ARGV[2] ~= '' then
+  redis.call('HSETNX', retired, ARGV[2], ARGV[3])
+end
+local mine = {}
+for i = 6, #ARGV do
+  if redis.call('HEXISTS', retired, ARGV[i]) == 0 then
+    mine[#mine + 1] = ARGV[i]
+  end
+end
+redis.call('HSET', tokens, me, table.concat(mine, ' '))
+if #mine > 0 then
+  return 'ok'
+end
+local now, claim_ms = now_ms(), tonumber(ARGV[4])
+local all = redis.call('HGETALL', tokens)
+for i = 1, #all, 2 do
+  local worker = all[i]
+  local beat = redis.call('HGET', beats, worker)
+  if worker ~= me and beat and now - tonumber(beat) < claim_ms then
+    for fp in string.gmatch(all[i + 1], '%S+') do
+      if redis.call('HEXISTS', retired, fp) == 0 then
+        return 'others'
+      end
+    end
+  end
+end
+redis.call('HSET', meta, 'stopped', ARGV[5])
+return 'run'
+"""
+)
+
+# KEYS: budget, beats, meta;  ARGV: me, limit, claim ms, sweep allowed (0/1), stop reason
+# -> {1 reserved | 0 every unit left is held by a call in flight (wait) | -1 spent, spent}
+# Units held by a worker with no sign of life are counted as spent when the others would
+# otherwise wait for them (its calls in flight may have been billed).
+RESERVE = (
+    _NOW
+    + _SWEEP
+    + """
+local budget, beats, meta = KEYS[1], KEYS[2], KEYS[3]
+local me, limit = ARGV[1], tonumber(ARGV[2])
+local spent = tonumber(redis.call('HGET', budget, 'spent') or '0')
+local held = tonumber(redis.call('HGET', budget, 'held') or '0')
+if spent < limit and spent + held >= limit and ARGV[4] == '1' then
+  local now, claim_ms = now_ms(), tonumber(ARGV[3])
+  local fields = redis.call('HKEYS', budget)
+  for _, field in ipairs(fields) do
+    if string.sub(field, 1, 5) == 'held:' then
+      local owner = string.sub(field, 6)
+      local beat = redis.call('HGET', beats, owner)
+      if owner ~= me and not (beat and now - tonumber(beat) < claim_ms) then
+        sweep_held(budget, owner)
+      end
+    end
+  end
+  spent = tonumber(redis.call('HGET', budget, 'spent') or '0')
+  held = tonumber(redis.call('HGET', budget, 'held') or '0')
+end
+if spent >= limit then
+  redis.call('HSET', meta, 'stopped', ARGV[5])
+  return {-1, spent}
+end
+if spent + held >= limit then
+  return {0, spent}
+end
+redis.call('HINCRBY', budget, 'held', 1)
+redis.call('HINCRBY', budget, 'held:' .. me, 1)
+return {1, spent}
+"""
+)
+
+# KEYS: budget;  ARGV: me, batch number, units given back, of them billable -> spent
+# Units of mine already counted as spent (taken as a dead worker's) are not spent again.
+SPEND = """
+local budget, me = KEYS[1], ARGV[1]
+local seen = tonumber(redis.call('HGET', budget, 'batch:' .. me) or '-1')
+if tonumber(ARGV[2]) > seen then
+  redis.call('HSET', budget, 'batch:' .. me, ARGV[2])
+  local n, billable = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local h = tonumber(redis.call('HGET', budget, 'held:' .. me) or '0')
+  local r = math.min(n, h)
+  if r > 0 then
+    redis.call('HINCRBY', budget, 'held', -r)
+    redis.call('HINCRBY', budget, 'held:' .. me, -r)
+  end
+  local add = billable - (n - r)
+  if add > 0 then
+    redis.call('HINCRBY', budget, 'spent', add)
+  end
+end
+return tonumber(redis.call('HGET', budget, 'spent') or '0')
+"""
+
+# KEYS: budget, tokens;  ARGV: me -> spent. A worker that ends: what it still holds is
+# spent, and it holds no token for the run any more.
+DROP_HELD = (
+    _SWEEP
+    + """
+sweep_held(KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], 'batch:' .. ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+"""
+)
+
+# KEYS: meta, stream, then every other fixed key of the run;  ARGV: lifetime ms
+# -> {1 if this call finished the run (0: not finished, or by another already), buckets}
+# The meta hash is given its lifetime last, by the caller, and a minute longer: while it
+# exists the run is known as finished, never started again over the rest of its keys.
+FINISH = (
+    _NOW
+    + """
+if redis.call('HGET', KEYS[1], 'reader_done') ~= '1' or redis.call('XLEN', KEYS[2]) ~= 0 then
+  return {0, 0}
+end
+if redis.call('HSETNX', KEYS[1], 'finished', now_ms()) == 0 then
+  return {0, 0}
+end
+if tonumber(ARGV[1]) > 0 then
+  for i = 2, #KEYS do
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return {1, tonumber(redis.call('HGET', KEYS[1], 'buckets') or '0')}
+"""
+)
+
+NAMES = (
+    "JOIN",
+    "LEASE",
+    "RELEASE",
+    "PUSH",
+    "SETTLE",
+    "HANDBACK",
+    "BEAT",
+    "CLAIM",
+    "PAUSE",
+    "LOOK",
+    "TOKENS",
+    "RESERVE",
+    "SPEND",
+    "DROP_HELD",
+    "FINISH",
+)

@@ -82,6 +82,7 @@ class QueueSeedSource(SeedSource):
             for seed in seeds:
                 yield seed
             if not seeds and await member.run_finished():
+                await member.finish_run()
                 return
 
 

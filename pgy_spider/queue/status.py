@@ -51,8 +51,11 @@ def run_status(client: redis.Redis, config: QueueConfig) -> dict[str, Any]:
     pipe.pttl(k.reader)
     pipe.hgetall(k.beats)
     pipe.hgetall(k.info)
+    pipe.hmget(k.budget, ["spent", "held"])
+    pipe.pttl(k.meta)
     pipe.time()
-    meta, counts, queued, holder, lease_ms, beats, infos, (secs, micros) = pipe.execute()
+    (meta, counts, queued, holder, lease_ms, beats, infos, (spent, held), meta_ms,
+     (secs, micros)) = pipe.execute()  # fmt: skip
     if not meta:
         raise RunNotFound(
             f"run {config.run!r} does not exist at {mask_url(config.url)}: check PGY_RUN "
@@ -70,9 +73,15 @@ def run_status(client: redis.Redis, config: QueueConfig) -> dict[str, Any]:
         "run": config.run,
         "state": state,
         "created": meta.get("created"),
+        # A stopped run never expires on its own: how old it is says whether to resume it.
+        "age_seconds": _age(meta.get("created"), now_ms),
+        # A finished run's keys expire (PGY_RUN_TTL_HOURS); None: they stay until deleted.
+        "expires_in_seconds": int(meta_ms) // 1000 if int(meta_ms) >= 0 else None,
         **summary,
         **_calls(workers),
         "finish_reason": (FINISHED if state == FINISHED else state.partition(":")[2] or None),
+        "billed": int(spent or 0),  # the run's budget: billable answers, units counted spent
+        "budget_held": int(held or 0),  # units reserved by calls on the wire
         "redeliveries": numbers.get("redeliveries", 0),
         "handed_back": numbers.get("handed_back", 0),
         "reader": {
@@ -176,6 +185,16 @@ def _state(meta: Mapping[str, str], done: bool, queued: int, workers: list[dict[
         return RUNNING if done else READING
     last = max(workers, key=lambda w: w["_beat"])
     return f"stopped:{last['finish_reason'] or 'no_worker_alive'}"
+
+
+def _age(created: str | None, now_ms: int) -> float | None:
+    if not created:
+        return None
+    try:
+        then = datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    return round(now_ms / 1000 - then.timestamp(), 3)
 
 
 def _cursor(text: str | None) -> dict[str, int] | None:

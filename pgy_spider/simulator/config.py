@@ -41,6 +41,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "empty_data_ids": [],
     "invalid_data_ids": [],
     "http_status_mode": "legacy",
+    # Keep a log of every call (GET /_sim/calls): when it came, with which token, what it
+    # was answered. Off by default: a long benchmark would hold millions of entries.
+    "call_log": False,
 }
 
 
@@ -156,6 +159,7 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "empty_data_ids": _lower_ids,
     "invalid_data_ids": _lower_ids,
     "http_status_mode": _status_mode,
+    "call_log": _bool,
 }
 assert VALIDATORS.keys() == DEFAULT_CONFIG.keys()
 

@@ -151,6 +151,9 @@ class Simulator:
         # Latency jitter must not consume the seeded fault draws: its own generator.
         self._jitter = random.Random()
         self._stamps = Stamps()
+        self._started = time.monotonic()
+        # (seconds since the reset, token, code) of every call, with call_log on.
+        self.calls: list[tuple[float, str, str]] = []
 
     def configure(self, update: Any) -> None:
         clean = validate_config(update)
@@ -263,6 +266,8 @@ class Simulator:
         stats = self.stats
         stats.calls += 1
         stats.by_code[code] += 1
+        if self.config["call_log"]:
+            self.calls.append((time.monotonic() - self._started, token, code))
         if note_id:
             stats.by_note[note_id] += 1
         if token:

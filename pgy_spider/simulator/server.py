@@ -79,6 +79,12 @@ async def totals_handler(request: web.Request) -> web.Response:
     return _json(request.app[SIM_KEY].stats.totals())
 
 
+async def calls_handler(request: web.Request) -> web.Response:
+    """The call log (config ``call_log``): ``t`` seconds since the reset, token, code."""
+    calls = request.app[SIM_KEY].calls
+    return _json([{"t": t, "token": token, "code": code} for t, token, code in calls])
+
+
 async def get_config_handler(request: web.Request) -> web.Response:
     return _json(request.app[SIM_KEY].config)
 
@@ -112,6 +118,7 @@ def make_app(startup: Mapping[str, Any], seeds_dir: Path | None = None) -> web.A
     app.router.add_get(API_PATH, api_handler)
     app.router.add_get("/_sim/stats", stats_handler)
     app.router.add_get("/_sim/totals", totals_handler)
+    app.router.add_get("/_sim/calls", calls_handler)
     app.router.add_get("/_sim/config", get_config_handler)
     app.router.add_post("/_sim/config", post_config_handler)
     app.router.add_post("/_sim/reset", reset_handler)

@@ -10,6 +10,8 @@ Fixtures:
 - ``redis_server`` (session): :class:`RedisServer` (``.url``, ``.client()``).
 - ``secured_redis`` (session): a private ``redis-server`` with ``requirepass`` (always
   started here: the tests check that its password is written nowhere).
+- ``restartable_redis`` (function): a private server with ``appendfsync always``, to kill
+  with SIGKILL (:meth:`RedisServer.kill`) and start again on the same port and data.
 - ``redis_url`` (function): the session server's URL.
 - ``run_name`` (function): a run name unique to the test (every key of a run carries it,
   so tests sharing a server never see each other's runs).
@@ -61,10 +63,17 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A server this session started (``proc`` set), or one it merely uses (``REDIS_URL``)."""
 
-    def __init__(self, url: str, data_dir: Path | None = None, password: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path | None = None,
+        password: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.url = url
         self.data_dir = data_dir
         self.password = password
+        self.extra_args = extra_args
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -76,10 +85,12 @@ class RedisServer:
         return redis.Redis.from_url(self.url, protocol=2, **options)
 
     @classmethod
-    def local(cls, data_dir: Path, password: str | None = None) -> RedisServer:
+    def local(
+        cls, data_dir: Path, password: str | None = None, extra_args: tuple[str, ...] = ()
+    ) -> RedisServer:
         port = _free_port()
         login = f":{redis_quote(password)}@" if password else ""
-        server = cls(f"redis://{login}127.0.0.1:{port}/0", data_dir, password)
+        server = cls(f"redis://{login}127.0.0.1:{port}/0", data_dir, password, extra_args)
         server.port = port
         return server
 
@@ -101,6 +112,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password]
+        command += list(self.extra_args)
         self._log = (self.data_dir / "server.log").open("ab")
         self._proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
@@ -123,6 +135,16 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (a restart with :meth:`start` keeps the port and data)."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait()
         self._proc = None
         if self._log is not None:
             self._log.close()
@@ -164,6 +186,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer.local(tmp_path_factory.mktemp("redis-secured"), password=PASSWORD)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def restartable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private ``redis-server`` of the test's own, with ``appendfsync always``: it may be
+    killed with SIGKILL and started again on the same port and data."""
+    server = RedisServer.local(
+        tmp_path_factory.mktemp("redis-restartable"), extra_args=("--appendfsync", "always")
+    )
     server.start()
     try:
         yield server

@@ -49,6 +49,11 @@ class SimulatorClient:
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_sim/stats")
 
+    def calls(self) -> list[dict[str, Any]]:
+        """The call log (after ``configure(call_log=True)``): ``t`` (seconds since the
+        reset, the simulator's clock), ``token``, ``code`` of every call, in arrival order."""
+        return self._call("GET", "/_sim/calls")  # type: ignore[return-value]
+
     def configure(self, **cfg: Any) -> dict[str, Any]:
         """Merge ``cfg`` into the live config; returns the whole config now in force."""
         return self._call("POST", "/_sim/config", cfg)
