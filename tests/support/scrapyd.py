@@ -10,6 +10,11 @@ Fixtures (import them into a test module, or list this module in ``pytest_plugin
 - ``scrapyd_items`` (module): Scrapyd with ``items_dir`` set and no token at all in
   its environment; jobs name a token file with ``setting=PGY_TOKEN_FILE=...``.
 
+For a cluster (several Scrapyd hosts of one run), :func:`start_cluster` starts servers that
+each have their own root and their own environment (a token, ``PGY_QUEUE_URL``), and
+:func:`deploy_all` deploys to all of them at once with ``scrapyd-deploy -a`` from a project
+copy whose scrapy.cfg has one ``[deploy:NAME]`` per server.
+
 Each server runs ``python -m scrapyd`` on a free loopback port with its own
 ``scrapyd.conf``, cwd and HOME under a temporary directory (``root``): everything
 Scrapyd writes (eggs, queues, job logs, items, its own log) lands there, so a test
@@ -32,7 +37,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +59,8 @@ SCRUBBED_ENV = (
     "SCRAPY_SETTINGS_MODULE",
     "SCRAPY_PROJECT",
     "SCRAPYD_EGG_VERSION",
+    "PGY_QUEUE_URL",
+    "PGY_RUN",
 )
 STARTUP_TIMEOUT = 30.0
 JOB_TIMEOUT = 180.0
@@ -77,8 +84,18 @@ def _script(name: str, module: str) -> list[str]:
 class ScrapydServer:
     """One running Scrapyd and what it wrote; every API answer it gave is kept."""
 
-    def __init__(self, root: Path, *, items: bool, env_token: str | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        items: bool,
+        env_token: str | None,
+        env: Mapping[str, str] | None = None,
+        name: str = "default",
+    ) -> None:
         self.root = root
+        self.name = name  # its [deploy:NAME] in a cluster's scrapy.cfg
+        self.extra_env = dict(env or {})
         self.home = root / "home"
         self.logs_dir = root / "logs"
         self.eggs_dir = root / "eggs"
@@ -104,6 +121,7 @@ class ScrapydServer:
         env["PYTHONUNBUFFERED"] = "1"
         if self.env_token:
             env["JUSTONEAPI_TOKEN"] = self.env_token
+        env.update(self.extra_env)
         return env
 
     def write_config(self) -> None:
@@ -262,6 +280,15 @@ class ScrapydServer:
 
     # -- what Scrapyd wrote -------------------------------------------------------------
 
+    def cancel(self, job: str, signal_name: str | None = None) -> dict[str, Any]:
+        """``cancel.json``: Scrapyd signals the job's process (INT unless ``signal_name``)."""
+        data = [("project", PROJECT), ("job", job)]
+        if signal_name:
+            data.append(("signal", signal_name))
+        result: dict[str, Any] = json.loads(self._open("cancel.json", data))
+        assert result["status"] == "ok", result
+        return result
+
     def job_log(self, job: str) -> str:
         return (self.logs_dir / PROJECT / SPIDER / f"{job}.log").read_text(encoding="utf-8")
 
@@ -304,6 +331,65 @@ class ScrapydServer:
                             found.append(f"{path}!{name}")
         found += [f"HTTP answer: {r[:200]}" for r in self.responses if secret in r]
         return found
+
+
+def start_cluster(
+    root: Path, envs: Mapping[str, Mapping[str, str]], *, env_tokens: Mapping[str, str]
+) -> list[ScrapydServer]:
+    """One Scrapyd per name of ``envs`` (its own root under ``root``, that environment, the
+    token of ``env_tokens``), all started; stopped again if one fails to start."""
+    servers = [
+        ScrapydServer(root / name, items=False, env_token=env_tokens.get(name), env=env, name=name)
+        for name, env in envs.items()
+    ]
+    try:
+        for server in servers:
+            server.root.mkdir(parents=True)
+            server.start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def cluster_config(project_dir: Path, servers: Sequence[ScrapydServer]) -> None:
+    """scrapy.cfg of a cluster: ``[deploy]`` keeps the project, each host is a
+    ``[deploy:NAME]`` with its url (what the README's "Run on a cluster" says to write)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(project_dir / "scrapy.cfg", encoding="utf-8")
+    cfg.remove_option("deploy", "url")  # else `-a` deploys to it too, as "default"
+    for server in servers:
+        cfg[f"deploy:{server.name}"] = {"url": server.url + "/"}
+    with (project_dir / "scrapy.cfg").open("w", encoding="utf-8") as fh:
+        cfg.write(fh)
+
+
+def deploy_all(project_dir: Path, servers: Sequence[ScrapydServer]) -> list[dict[str, Any]]:
+    """``scrapyd-deploy -a`` from ``project_dir`` (its scrapy.cfg written by
+    :func:`cluster_config`): one version uploaded to every server, every answer ``ok``."""
+    cluster_config(project_dir, servers)
+    version = f"r{int(time.time() * 1000)}"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env["HOME"] = str(project_dir)  # no ~/.scrapy.cfg of the developer's
+    proc = subprocess.run(
+        [*_script("scrapyd-deploy", "scrapyd_client.deploy"), "-a", "-v", version],
+        cwd=project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, f"scrapyd-deploy -a failed:\n{proc.stdout}\n{proc.stderr}"
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [a["status"] for a in answers] == ["ok"] * len(servers), proc.stdout
+    for server in servers:
+        server.version = version
+        server.responses.append(proc.stdout)
+        listed = server.get("listversions.json", project=PROJECT)["versions"]
+        assert version in listed, (server.name, listed)
+    return answers
 
 
 def copy_project(target: Path) -> Path:
