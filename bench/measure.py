@@ -14,7 +14,9 @@ simulator and the benchmark itself), in cores; a figure measured beside a busy n
 
 A run is usually one process. It may be several started together (``argvs``: workers of one
 job sharing the simulator); their CPU is then summed, their peak RSS is the largest, and every
-one must exit 0.
+one must exit 0. With ``others_ready`` the others are started first and the first process
+(the reader of a run across processes) only once each of them has logged that text (a worker
+waiting for its run): their start-up is then outside the crawl window, as one process's is.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def run_measured(
     expected_calls: int,
     timeout_s: float,
     count_output: Callable[[], int],
+    others_ready: str | None = None,
 ) -> RunResult:
     """Run ``argvs`` (one process each, started together) once against a freshly reset
     simulator; raise RunFailed unless every one exits 0 and together they made exactly
@@ -142,12 +145,24 @@ def run_measured(
     with ExitStack() as stack:
         logs = [stack.enter_context(_log_file(log_path, i, len(argvs))) for i in range(len(argvs))]
         spawned = time.monotonic()
-        procs = [
-            subprocess.Popen(
-                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+
+        def spawn(index: int) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                list(argvs[index]),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logs[index],
+                stderr=logs[index],
             )
-            for argv, log in zip(argvs, logs, strict=True)
-        ]
+
+        if others_ready is not None and len(argvs) > 1:
+            others = [spawn(i) for i in range(1, len(argvs))]
+            paths = [_log_path(log_path, i, len(argvs)) for i in range(1, len(argvs))]
+            _wait_ready(others, paths, others_ready.encode(), timeout_s)
+            procs = [spawn(0), *others]
+        else:
+            procs = [spawn(i) for i in range(len(argvs))]
         usage, first_request, done_at = _watch(procs, sim, expected_calls, timeout_s)
         exited = time.monotonic()
     totals = sim.totals()
@@ -189,6 +204,24 @@ def run_measured(
         latency_ms=sim.latency_ms,
         processes=len(argvs),
     )
+
+
+def _wait_ready(
+    procs: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path], text: bytes, timeout_s: float
+) -> None:
+    """Until every process has logged ``text``; one that exits or a timeout fails the run."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(zip(procs, logs, strict=True))
+    while waiting:
+        waiting = [(p, log) for p, log in waiting if text not in log.read_bytes()]
+        for proc, log in waiting:
+            if proc.poll() is not None:
+                _kill(procs)
+                raise RunFailed(f"exited with {proc.returncode} before it was ready: {log}")
+        if time.monotonic() > deadline:
+            _kill(procs)
+            raise RunFailed(f"not ready after {timeout_s:.0f}s: {[str(log) for _, log in waiting]}")
+        time.sleep(START_POLL_S * 10)
 
 
 def machine_busy_seconds() -> float:

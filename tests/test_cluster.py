@@ -45,6 +45,8 @@ from tests.support.simulator import SimulatorClient
 pytestmark = pytest.mark.scrapyd
 
 TOKENS = {"one": "test-token-3", "two": "test-token-2"}  # each host has its own
+# Host two's API wants HTTP basic auth (its [deploy:two] has the login): never printed.
+LOGINS = {"two": ("ops", "scrapyd-Pa55-c4nary")}
 CONCURRENCY = 4
 CLAIM_SECONDS = 5.0
 # Relative paths: every job runs in its Scrapyd's working directory, so one set of
@@ -99,6 +101,7 @@ class Cluster:
             argv += ["-s", f"{name}={value}"]
         proc = self.scrapy(*argv)
         assert proc.returncode == 0, proc.stderr
+        assert LOGINS["two"][1] not in proc.stdout + proc.stderr
         jobs = {}
         for line in proc.stdout.splitlines():
             match = SCHEDULED.match(line)
@@ -147,7 +150,7 @@ def cluster(
     project = copy_project(tmp_path_factory.mktemp("cluster-project") / "pgy-spider")
     root = tmp_path_factory.mktemp("cluster")
     envs = {name: {"PGY_QUEUE_URL": secured_redis.url} for name in TOKENS}
-    servers = start_cluster(root, envs, env_tokens=TOKENS)
+    servers = start_cluster(root, envs, env_tokens=TOKENS, logins=LOGINS)
     try:
         deploy_all(project, servers)
         yield Cluster(project, servers, secured_redis)
@@ -237,23 +240,16 @@ def test_cancelled_jobs_resume_when_the_run_is_scheduled_again(
     cluster.assert_no_secret()
 
 
-def test_a_host_down_schedules_nothing_anywhere(
-    cluster: Cluster, sim: SimulatorClient, run_name: str, tmp_path: Path
-) -> None:
-    """A copy of the project whose scrapy.cfg names a third host that does not answer: one
-    line for it, exit 1, and no job on the hosts that would have taken one."""
+def schedule_with_config(
+    cluster: Cluster, tmp_path: Path, config: str, run: str
+) -> subprocess.CompletedProcess[str]:
+    """``pgy_schedule`` from a copy of the project with this scrapy.cfg."""
     project = tmp_path / "project"
     project.mkdir()
-    (project / "scrapy.cfg").write_text(
-        (cluster.project / "scrapy.cfg").read_text(encoding="utf-8")
-        + "\n[deploy:three]\nurl = http://127.0.0.1:9/\nusername = ops\n"
-        "password = hunter2-secret\n",
-        encoding="utf-8",
-    )
+    (project / "scrapy.cfg").write_text(config, encoding="utf-8")
     (project / "pgy_spider").symlink_to(cluster.project / "pgy_spider")
-    before = {n: s.get("listjobs.json", project=PROJECT) for n, s in cluster.servers.items()}
-    proc = subprocess.run(
-        [sys.executable, "-m", "scrapy", "pgy_schedule", "-s", f"PGY_RUN={run_name}",
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", "pgy_schedule", "-s", f"PGY_RUN={run}",
          "-a", f"ids={make_note_ids(1, 30_000)[0]}"],
         cwd=project,
         env=cluster.command_env(HOME=str(project)),
@@ -262,6 +258,17 @@ def test_a_host_down_schedules_nothing_anywhere(
         timeout=120,
         check=False,
     )  # fmt: skip
+
+
+def test_a_host_down_schedules_nothing_anywhere(
+    cluster: Cluster, sim: SimulatorClient, run_name: str, tmp_path: Path
+) -> None:
+    """scrapy.cfg names a third host that does not answer: one line for it, exit 1, and no
+    job on the hosts that would have taken one."""
+    config = (cluster.project / "scrapy.cfg").read_text(encoding="utf-8")
+    config += "\n[deploy:three]\nurl = http://127.0.0.1:9/\nusername = ops\npassword = hunter2-x\n"
+    before = {n: s.get("listjobs.json", project=PROJECT) for n, s in cluster.servers.items()}
+    proc = schedule_with_config(cluster, tmp_path, config, run_name)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     lines = proc.stderr.splitlines()
@@ -270,9 +277,28 @@ def test_a_host_down_schedules_nothing_anywhere(
         f"error: {n} ({s.url}): not scheduled: another host failed its check"
         for n, s in cluster.servers.items()
     ]
-    assert "hunter2" not in proc.stderr
+    assert len(lines) == 3 and "hunter2" not in proc.stderr
     after = {n: s.get("listjobs.json", project=PROJECT) for n, s in cluster.servers.items()}
     assert after == before
+    assert sim.stats()["calls"] == 0
+
+
+def test_a_wrong_login_is_named_and_schedules_nothing(
+    cluster: Cluster, sim: SimulatorClient, run_name: str, tmp_path: Path
+) -> None:
+    good = LOGINS["two"][1]
+    config = (cluster.project / "scrapy.cfg").read_text(encoding="utf-8")
+    assert f"password = {good}" in config  # what scrapyd-deploy -a deployed with
+    proc = schedule_with_config(cluster, tmp_path, config.replace(good, "wrong-Pa55"), run_name)
+    assert proc.returncode == 1, proc.stderr
+    two = cluster.servers["two"]
+    assert proc.stderr.splitlines() == [
+        f"error: one ({cluster.servers['one'].url}): not scheduled: another host failed its check",
+        f"error: two ({two.url}): HTTP 401 Unauthorized from listspiders.json: "
+        "check username/password of its [deploy] section",
+    ]
+    assert "wrong-Pa55" not in proc.stderr and good not in proc.stderr
+    assert two.get("listjobs.json", project=PROJECT)["pending"] == []
     assert sim.stats()["calls"] == 0
 
 

@@ -23,6 +23,7 @@ can read every one of those files looking for the token.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import contextlib
 import json
@@ -92,8 +93,10 @@ class ScrapydServer:
         env_token: str | None,
         env: Mapping[str, str] | None = None,
         name: str = "default",
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.root = root
+        self.login = login  # HTTP basic auth of its API (scrapyd.conf username/password)
         self.name = name  # its [deploy:NAME] in a cluster's scrapy.cfg
         self.extra_env = dict(env or {})
         self.home = root / "home"
@@ -142,6 +145,11 @@ class ScrapydServer:
                     "jobs_dir =",
                     "max_proc = 2",
                     "poll_interval = 0.2",
+                    *(
+                        [f"username = {self.login[0]}", f"password = {self.login[1]}"]
+                        if self.login
+                        else []
+                    ),
                     "",
                 ]
             ),
@@ -237,8 +245,12 @@ class ScrapydServer:
 
     def _open(self, path: str, data: list[tuple[str, str]] | None = None) -> str:
         body = None if data is None else urllib.parse.urlencode(data).encode()
+        request = urllib.request.Request(f"{self.url}/{path}", data=body)
+        if self.login:
+            credentials = base64.b64encode(":".join(self.login).encode()).decode()
+            request.add_header("Authorization", f"Basic {credentials}")
         try:
-            with urllib.request.urlopen(f"{self.url}/{path}", data=body, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=30) as resp:
                 text: str = resp.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             with exc:  # holds the open response (filterwarnings=error)
@@ -360,7 +372,10 @@ def cluster_config(project_dir: Path, servers: Sequence[ScrapydServer]) -> None:
     cfg.read(project_dir / "scrapy.cfg", encoding="utf-8")
     cfg.remove_option("deploy", "url")  # else `-a` deploys to it too, as "default"
     for server in servers:
-        cfg[f"deploy:{server.name}"] = {"url": server.url + "/"}
+        section = {"url": server.url + "/"}
+        if server.login:
+            section.update(username=server.login[0], password=server.login[1])
+        cfg[f"deploy:{server.name}"] = section
     with (project_dir / "scrapy.cfg").open("w", encoding="utf-8") as fh:
         cfg.write(fh)
 
