@@ -346,12 +346,24 @@ class ScrapydServer:
 
 
 def start_cluster(
-    root: Path, envs: Mapping[str, Mapping[str, str]], *, env_tokens: Mapping[str, str]
+    root: Path,
+    envs: Mapping[str, Mapping[str, str]],
+    *,
+    env_tokens: Mapping[str, str],
+    logins: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[ScrapydServer]:
     """One Scrapyd per name of ``envs`` (its own root under ``root``, that environment, the
-    token of ``env_tokens``), all started; stopped again if one fails to start."""
+    token of ``env_tokens``, the basic auth of ``logins``), all started; stopped again if
+    one fails to start."""
     servers = [
-        ScrapydServer(root / name, items=False, env_token=env_tokens.get(name), env=env, name=name)
+        ScrapydServer(
+            root / name,
+            items=False,
+            env_token=env_tokens.get(name),
+            env=env,
+            name=name,
+            login=(logins or {}).get(name),
+        )
         for name, env in envs.items()
     ]
     try:
