@@ -14,7 +14,9 @@ simulator and the benchmark itself), in cores; a figure measured beside a busy n
 
 A run is usually one process. It may be several started together (``argvs``: workers of one
 job sharing the simulator); their CPU is then summed, their peak RSS is the largest, and every
-one must exit 0.
+one must exit 0. With ``others_ready`` the others are started first and the first process
+(the reader of a run across processes) only once each of them has logged that text (a worker
+waiting for its run): their start-up is then outside the crawl window, as one process's is.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class RunResult:
     sim_peak_concurrency: int
     sim_cpu_s: float
     background_cores: float = 0.0
+    # Over the crawl window alone (sampled from /proc when it opened and when it closed): the
+    # run's own CPU (no start-up, no shutdown) and the whole machine's busy cores.
+    window_cpu_s: float | None = None
+    window_busy_cores: float | None = None
     regime: str = ""
     latency_ms: float = 0.0
     concurrency: int = 0
@@ -80,6 +86,12 @@ class RunResult:
     @property
     def cpu_per_1k(self) -> float:
         return self.cpu_s / self.notes * 1000 if self.notes else 0.0
+
+    @property
+    def window_cpu_ms_per_note(self) -> float | None:
+        if self.window_cpu_s is None or not self.notes:
+            return None
+        return self.window_cpu_s / self.notes * 1000
 
     @property
     def sim_cpu_share(self) -> float:
@@ -106,8 +118,13 @@ class _Usage:
     sys: float = 0.0
     maxrss_kib: int = 0
     exit_codes: list[int] = field(default_factory=list)
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
+    # The crawl window's samples: (machine busy seconds, the run's CPU seconds) at its start
+    # and at its end.
+    window: list[tuple[float, float]] = field(default_factory=list)
 
-    def add(self, status: int, usage: Any) -> None:
+    def add(self, pid: int, status: int, usage: Any) -> None:
+        self.cpu_by_pid[pid] = usage.ru_utime + usage.ru_stime
         self.user += usage.ru_utime
         self.sys += usage.ru_stime
         self.maxrss_kib = max(self.maxrss_kib, usage.ru_maxrss)
@@ -132,6 +149,7 @@ def run_measured(
     expected_calls: int,
     timeout_s: float,
     count_output: Callable[[], int],
+    others_ready: str | None = None,
 ) -> RunResult:
     """Run ``argvs`` (one process each, started together) once against a freshly reset
     simulator; raise RunFailed unless every one exits 0 and together they made exactly
@@ -142,12 +160,24 @@ def run_measured(
     with ExitStack() as stack:
         logs = [stack.enter_context(_log_file(log_path, i, len(argvs))) for i in range(len(argvs))]
         spawned = time.monotonic()
-        procs = [
-            subprocess.Popen(
-                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+
+        def spawn(index: int) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                list(argvs[index]),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logs[index],
+                stderr=logs[index],
             )
-            for argv, log in zip(argvs, logs, strict=True)
-        ]
+
+        if others_ready is not None and len(argvs) > 1:
+            others = [spawn(i) for i in range(1, len(argvs))]
+            paths = [_log_path(log_path, i, len(argvs)) for i in range(1, len(argvs))]
+            _wait_ready(others, paths, others_ready.encode(), timeout_s)
+            procs = [spawn(0), *others]
+        else:
+            procs = [spawn(i) for i in range(len(argvs))]
         usage, first_request, done_at = _watch(procs, sim, expected_calls, timeout_s)
         exited = time.monotonic()
     totals = sim.totals()
@@ -170,6 +200,11 @@ def run_measured(
         raise RunFailed(f"{variant} wrote {written} notes, expected {expected_calls}: {log_path}")
     if first_request is None or done_at is None:
         raise RunFailed(f"{variant}: no crawl window observed at the simulator")
+    window_cpu = window_busy = None
+    if len(usage.window) == 2 and done_at > first_request:
+        (busy0, cpu0), (busy1, cpu1) = usage.window
+        window_cpu = cpu1 - cpu0
+        window_busy = (busy1 - busy0) / (done_at - first_request)
     return RunResult(
         variant=variant,
         round=round_no,
@@ -186,9 +221,29 @@ def run_measured(
         sim_peak_concurrency=int(totals["max_concurrency"]),
         sim_cpu_s=sim_cpu,
         background_cores=max(others, 0.0) / (exited - spawned),
+        window_cpu_s=window_cpu,
+        window_busy_cores=window_busy,
         latency_ms=sim.latency_ms,
         processes=len(argvs),
     )
+
+
+def _wait_ready(
+    procs: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path], text: bytes, timeout_s: float
+) -> None:
+    """Until every process has logged ``text``; one that exits or a timeout fails the run."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(zip(procs, logs, strict=True))
+    while waiting:
+        waiting = [(p, log) for p, log in waiting if text not in log.read_bytes()]
+        for proc, log in waiting:
+            if proc.poll() is not None:
+                _kill(procs)
+                raise RunFailed(f"exited with {proc.returncode} before it was ready: {log}")
+        if time.monotonic() > deadline:
+            _kill(procs)
+            raise RunFailed(f"not ready after {timeout_s:.0f}s: {[str(log) for _, log in waiting]}")
+        time.sleep(START_POLL_S * 10)
 
 
 def machine_busy_seconds() -> float:
@@ -237,6 +292,27 @@ def _log_file(log_path: Path, index: int, count: int) -> Any:
     return _log_path(log_path, index, count).open("wb")
 
 
+def _process_cpu(pid: int) -> float | None:
+    """User+sys CPU seconds of a live process so far, from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sample(procs: Sequence[subprocess.Popen[bytes]], usage: _Usage) -> tuple[float, float]:
+    """(machine busy seconds, the run's CPU seconds so far): live processes from /proc, the
+    ones already reaped from their rusage."""
+    total = 0.0
+    for proc in procs:
+        cpu = usage.cpu_by_pid.get(proc.pid)
+        if cpu is None:
+            cpu = _process_cpu(proc.pid) or 0.0
+        total += cpu
+    return machine_busy_seconds(), total
+
+
 def _kill(procs: Sequence[subprocess.Popen[bytes]]) -> None:
     for proc in procs:
         if proc.returncode is None:
@@ -261,7 +337,7 @@ def _watch(
             pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it
-                usage.add(status, rusage)
+                usage.add(pid, status, rusage)
                 running.remove(proc)
         if not running:
             if done_at is None and first_request is not None:
@@ -283,8 +359,11 @@ def _watch(
             calls = int(totals["calls"])
             if first_request is None and int(totals["max_concurrency"]) > 0:
                 first_request = (last_poll + polled) / 2  # it arrived between the two polls
+                usage.window.append(_sample(procs, usage))
             if calls >= expected:
                 done_at = _interpolate(last_poll, last_calls, polled, calls, expected)
+                if len(usage.window) == 1:
+                    usage.window.append(_sample(procs, usage))
             last_poll, last_calls = polled, calls
         if done_at is not None:
             time.sleep(EXIT_POLL_S)

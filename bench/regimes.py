@@ -42,6 +42,7 @@ class Plan:
     crawl_memory_latency_ms: float
     crawl_memory_concurrency: int
     crawl_memory_time_limit_s: float
+    queue_memory_seeds: int = 0  # distinct seeds pushed for the Redis dedup's memory (0: none)
 
     def regime(self, key: str) -> Regime | None:
         return next((r for r in self.regimes if r.key == key), None)
@@ -62,6 +63,19 @@ FULL = Plan(
             ("a", "b", "c", "cs", "cm"),
             notes_by_variant={"a": 150, "cs": 1000, "cm": 1000},
         ),
+        # Runs across processes: each worker keeps 128 calls in flight, so the ceiling is
+        # 256 notes/s per process; N is 2,000 per process, so every run's crawl window is
+        # about as long (~8 s) and the workers' start-up lag weighs the same in each.
+        Regime(
+            "500ms-queue",
+            "500 ms latency, 128 in flight per process, one Redis",
+            500,
+            128,
+            6000,
+            ("q0", "q1", "q2", "q3"),
+            rounds=2,
+            notes_by_variant={"q0": 2000, "q1": 2000, "q2": 4000},
+        ),
     ),
     startup_runs=5,
     seedpath_seeds=(1_000_000, 10_000_000),
@@ -69,6 +83,7 @@ FULL = Plan(
     crawl_memory_latency_ms=100,
     crawl_memory_concurrency=64,
     crawl_memory_time_limit_s=90,
+    queue_memory_seeds=1_000_000,
 )
 
 # A smoke test of every runner and every check, in minutes: the figures mean little.
@@ -80,6 +95,9 @@ QUICK = Plan(
         replace(
             FULL.regimes[3], notes=300, rounds=1, notes_by_variant={"a": 10, "cs": 100, "cm": 100}
         ),
+        replace(
+            FULL.regimes[4], notes=900, rounds=1, notes_by_variant={"q0": 300, "q1": 300, "q2": 600}
+        ),
     ),
     startup_runs=1,
     seedpath_seeds=(200_000,),
@@ -87,6 +105,7 @@ QUICK = Plan(
     crawl_memory_latency_ms=100,
     crawl_memory_concurrency=64,
     crawl_memory_time_limit_s=10,
+    queue_memory_seeds=100_000,
 )
 
 ALL_KEYS = tuple(r.key for r in FULL.regimes)

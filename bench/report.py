@@ -15,8 +15,9 @@ from typing import Any
 
 from bench.measure import RunResult
 from bench.memory import MemoryResult
+from bench.redisq import DedupMemory
 from bench.regimes import Plan, Regime
-from bench.variants import LABELS
+from bench.variants import LABELS, QUEUE_VARIANTS, workers_of
 
 MB = 1_000_000
 STARTUP = "startup"  # the regime key of the 1-note runs
@@ -41,6 +42,9 @@ class Summary:
     sim_us_per_call: float  # the simulator's CPU per call, median
     sim_share: float  # the simulator's CPU over the crawl window, in cores, median
     background_cores: float  # CPU of every other process on the machine meanwhile, median
+    # Over the crawl window alone (no start-up, no shutdown), medians; None when not sampled.
+    window_cpu_ms_per_note: float | None = None
+    window_busy_cores: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,8 +109,15 @@ def summarise(results: Sequence[RunResult], startup: Startup) -> dict[Key, Summa
             sim_us_per_call=statistics.median(r.sim_cpu_s / r.sim_calls * 1e6 for r in runs),
             sim_share=statistics.median(r.sim_cpu_share for r in runs),
             background_cores=statistics.median(r.background_cores for r in runs),
+            window_cpu_ms_per_note=_median_or_none([r.window_cpu_ms_per_note for r in runs]),
+            window_busy_cores=_median_or_none([r.window_busy_cores for r in runs]),
         )
     return out
+
+
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known and len(known) == len(values) else None
 
 
 @dataclass
@@ -169,8 +180,19 @@ def _steady(x: Summary) -> float | None:
     return x.cpu_ms_per_note_steady
 
 
+def _window_cpu(x: Summary) -> float | None:
+    return x.window_cpu_ms_per_note
+
+
+QUEUE_REGIME = "500ms-queue"
+
+
 def targets(
-    s: dict[Key, Summary], startup: Startup, memory: Sequence[MemoryResult], plan: Plan
+    s: dict[Key, Summary],
+    startup: Startup,
+    memory: Sequence[MemoryResult],
+    plan: Plan,
+    dedup: DedupMemory | None = None,
 ) -> list[Target]:
     found: list[Target] = []
 
@@ -253,6 +275,31 @@ def targets(
         "≥ 0.90×",
         lambda v: v >= 0.9,
     )
+    if plan.regime(QUEUE_REGIME) is not None:
+        add(
+            "500 ms, 128 in flight per process, one Redis: 3 processes / 1 process notes/s",
+            _ratio(s, QUEUE_REGIME, "q3", "q1", _nps),
+            "{:.2f}×",
+            "≥ 2.7×",
+            lambda v: v >= 2.7,
+        )
+        add(
+            "500 ms, 128 in flight: CPU per note over the crawl window, 1 process on Redis / "
+            "no queue",
+            _ratio(s, QUEUE_REGIME, "q1", "q0", _window_cpu),
+            "{:.2f}×",
+            "≤ 1.2×",
+            lambda v: v <= 1.2,
+        )
+    if plan.queue_memory_seeds:
+        per_seed = dedup.bytes_per_seed if dedup is not None and dedup.ok else None
+        add(
+            f"Redis: run-wide dedup, bytes per seed at {plan.queue_memory_seeds:,} seeds",
+            per_seed,
+            "{:.1f} B",
+            "≤ 100 B",
+            _at_most(100),
+        )
     return found
 
 
@@ -415,6 +462,62 @@ def _detail(s: dict[Key, Summary], regime: Regime, mongo_kind: str | None) -> li
     return lines
 
 
+def _scaling_table(s: dict[Key, Summary], plan: Plan, redis_version: str | None) -> list[str]:
+    """The runs across processes: notes/s against one process, CPU per note against no queue."""
+    regime = plan.regime(QUEUE_REGIME)
+    rows = [s[(QUEUE_REGIME, v)] for v in QUEUE_VARIANTS if (QUEUE_REGIME, v) in s]
+    if regime is None or not rows:
+        return []
+    one, alone = s.get((QUEUE_REGIME, "q1")), s.get((QUEUE_REGIME, "q0"))
+    server = f"Redis {redis_version}" if redis_version else "Redis"
+    lines = [
+        f"**Scaling** ({regime.title}; {server} with `appendonly yes`; "
+        f"`CONCURRENT_REQUESTS={regime.concurrency}` in each process, so "
+        f"{regime.concurrency / (regime.latency_ms / 1000):.0f} notes/s per process at most), "
+        f"{rows[0].runs} round(s):",
+        "",
+        "| processes | notes | notes/s | × 1 process | CPU ms / note over the window, all "
+        "processes | × no queue | CPU s / 1k notes, whole processes | simulator, cores | "
+        "machine busy over the window, cores | other processes, cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = alone.window_cpu_ms_per_note if alone is not None else None
+    for x in rows:
+        name = "1, no queue" if x.variant == "q0" else str(workers_of(x.variant))
+        times = f"{x.nps / one.nps:.2f}×" if one is not None and one.nps > 0 else "—"
+        window = x.window_cpu_ms_per_note
+        cpu = f"{window / base:.2f}×" if window is not None and base else "—"
+        busy = "—" if x.window_busy_cores is None else f"{x.window_busy_cores:.2f}"
+        lines.append(
+            f"| {name} | {x.notes:,} | {x.nps:.0f} ({x.nps_min:.0f}–{x.nps_max:.0f}) | {times} | "
+            f"{_ms(window)} | {cpu} | {x.cpu_per_1k:.2f} | {x.sim_share:.2f} | {busy} | "
+            f"{x.background_cores:.2f} |"
+        )
+    cores = os.cpu_count() or 0
+    lines += [
+        "",
+        f"Machine busy: every process on the machine over the crawl window, of {cores} cores "
+        "(the workers, the simulator, Redis, the benchmark and anything else): near "
+        f"{cores} the run was bound by CPU, not by the API's latency.",
+    ]
+    return lines
+
+
+def _dedup_table(dedup: DedupMemory | None) -> list[str]:
+    if dedup is None:
+        return []
+    if not dedup.ok:
+        return [f"Redis dedup memory run failed: {dedup.problem}"]
+    return [
+        f"**Redis memory of the run-wide dedup**: a reader pushed {dedup.seeds:,} distinct seeds "
+        f"(batches of 500, as in a run) in {dedup.wall_s:.0f} s: `MEMORY USAGE` of the "
+        f"{dedup.keys:,} dedup keys ({', '.join(dedup.encodings)}) "
+        f"{dedup.dedup_bytes / MB:.1f} MB = **{dedup.bytes_per_seed:.1f} bytes per seed**; "
+        f"`used_memory` grew by {dedup.used_memory_growth / MB:.1f} MB "
+        f"({dedup.used_per_seed:.1f} bytes per seed).",
+    ]
+
+
 def _startup_table(startup: Startup) -> list[str]:
     if not startup.wall_s and startup.import_scrapy_wall_s is None:
         return []
@@ -468,6 +571,8 @@ def markdown(
     found: list[Target],
     memory: Sequence[MemoryResult],
     mongo_kind: str | None,
+    dedup: DedupMemory | None = None,
+    redis_version: str | None = None,
 ) -> str:
     lines = [
         f"`{command}` — {facts['date']}, {facts['cpu']} ({facts['cores']} cores, shared), "
@@ -495,7 +600,13 @@ def markdown(
         detail = _detail(s, regime, mongo_kind)
         if detail:
             lines += ["", *detail]
-    for extra in (_startup_table(startup), _memory_table(memory, plan)):
+    extras = (
+        _scaling_table(s, plan, redis_version),
+        _dedup_table(dedup),
+        _startup_table(startup),
+        _memory_table(memory, plan),
+    )
+    for extra in extras:
         if extra:
             lines += ["", *extra]
     lines += ["", "| target | measured | goal | |", "|---|---:|---:|---|"]

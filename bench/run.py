@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import memory as memory_run
-from bench import regimes, report, variants
+from bench import redisq, regimes, report, variants
 from bench.ids import write_ids
 from bench.measure import RunFailed, RunResult, count_lines, run_measured, run_process
 from bench.mongo import BenchMongo
@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "[90; quick 10]",
     )
     p.add_argument(
+        "--queue-memory-seeds",
+        type=int,
+        default=None,
+        help="distinct seeds the reader pushes for the Redis dedup's memory, 0 = none "
+        "[1000000; quick 100000]",
+    )
+    p.add_argument(
         "--c-setting",
         action="append",
         default=[],
@@ -139,6 +146,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         changes["crawl_memory_seeds"] = max(args.memory_crawl_seeds, 0)
     if args.memory_time_limit is not None:
         changes["crawl_memory_time_limit_s"] = args.memory_time_limit
+    if args.queue_memory_seeds is not None:
+        changes["queue_memory_seeds"] = max(args.queue_memory_seeds, 0)
     return replace(plan, **changes)
 
 
@@ -164,6 +173,7 @@ class Bench:
         env["PYTHONPATH"] = str(variants.REPO_ROOT)
         self.sim = Simulator(0.0, work / "simulator.log", env)
         self.mongo: BenchMongo | None = None
+        self.redis: redisq.BenchRedis | None = None
         self._ids: dict[int, Path] = {}
         self._runs = 0
 
@@ -171,6 +181,15 @@ class Bench:
         self.sim.stop()
         if self.mongo is not None:
             self.mongo.close()
+        if self.redis is not None:
+            self.redis.close()
+
+    def start_redis(self) -> str | None:
+        try:
+            self.redis = redisq.BenchRedis(self.work / "redis")
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     def start_mongo(self) -> str | None:
         try:
@@ -207,7 +226,21 @@ class Bench:
         ids = self.ids(notes)
         database: str | None = None
         extra = list(self.args.c_setting if settings is None else settings)
-        if variant == "cm":
+        run_name = f"bench-{os.getpid()}-{self._runs:03d}"
+        if variant in variants.QUEUE_VARIANTS:
+            if variant != "q0" and self.redis is None:
+                raise RunFailed(f"{variant}: no Redis")
+            command = variants.queue(
+                ids,
+                self.sim.url,
+                work,
+                concurrency,
+                variant=variant,
+                queue_url=self.redis.url if self.redis is not None else None,
+                run=run_name,
+                expected_notes=notes,
+            )
+        elif variant == "cm":
             if self.mongo is None:
                 raise RunFailed("cm: no MongoDB")
             database = self.mongo.database_name()
@@ -248,10 +281,15 @@ class Bench:
                 sim=self.sim,
                 expected_calls=notes,
                 timeout_s=120 + notes * per_note,
-                count_output=count_lines(command.out_path),
+                count_output=command.count or count_lines(command.out_path),
+                others_ready=command.others_ready,
             )
             for check in command.checks:
                 if (problem := check()) is not None:
+                    raise RunFailed(f"{variant}: {problem}")
+            if variant in variants.QUEUE_VARIANTS and variant != "q0":
+                assert self.redis is not None
+                if (problem := redisq.check_run(self.redis, run_name, notes)) is not None:
                     raise RunFailed(f"{variant}: {problem}")
             if database is not None:
                 assert self.mongo is not None
@@ -261,6 +299,8 @@ class Bench:
         finally:
             if database is not None and self.mongo is not None:
                 self.mongo.drop(database)
+            if self.redis is not None and variant in variants.QUEUE_VARIANTS:
+                self.redis.delete_run(run_name)  # a failed run's keys too
         result.extra["argv"] = shlex.join(command.argv)
         result.regime, result.concurrency = regime, concurrency
         if label is not None:
@@ -370,9 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     startup_runs: list[RunResult] = []
     import_walls: list[float] = []
     memory: list[memory_run.MemoryResult] = []
+    dedup: redisq.DedupMemory | None = None
     mongo_problem: str | None = None
+    redis_problem: str | None = None
     failure: str | None = None
-    available = {"r", "a", "b", "c", "cs", "cm"}
+    available = {"r", "a", "b", "c", "cs", "cm", *variants.QUEUE_VARIANTS}
     try:
         log(f"simulator at {bench.sim.url}")
         if any("cm" in r.variants for r in plan.regimes):
@@ -385,6 +427,15 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"MongoDB: {bench.mongo.kind} at {bench.mongo.uri}")
         else:
             available -= {"cm", "cs"}
+        queued = {"q1", "q2", "q3"}
+        if plan.queue_memory_seeds or any(queued & set(r.variants) for r in plan.regimes):
+            redis_problem = bench.start_redis()
+            if redis_problem is not None:
+                log(f"no Redis, the runs across processes are skipped: {redis_problem}")
+                available -= queued
+            else:
+                assert bench.redis is not None
+                log(f"Redis {bench.redis.version} at {bench.redis.url}")
         if args.warmup:
             warm_up(bench, plan)
         startup_runs, import_walls = run_startup(bench, plan, available)
@@ -392,6 +443,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"regime {regime.key}: {regime.title}, {regime.notes:,} notes")
             results += run_regime(bench, regime, available)
         memory = run_memory(plan, work)
+        if plan.queue_memory_seeds and bench.redis is not None:
+            log(f"Redis dedup: the reader pushes {plan.queue_memory_seeds:,} distinct seeds")
+            dedup = redisq.dedup_memory(bench.redis, plan.queue_memory_seeds)
+            log(
+                f"Redis dedup ({dedup.seeds:,}): {dedup.bytes_per_seed:.1f} bytes/seed "
+                f"(MEMORY USAGE), used_memory +{dedup.used_per_seed:.1f} bytes/seed, "
+                f"{dedup.wall_s:.1f}s {dedup.problem or ''}"
+            )
     except RunFailed as exc:
         failure = str(exc)
     finally:
@@ -400,14 +459,19 @@ def main(argv: list[str] | None = None) -> int:
     facts["bench_minutes"] = round((time.monotonic() - started) / 60, 1)
     startup = report.Startup.from_runs(startup_runs, import_walls)
     summaries = report.summarise(results, startup)
-    found = report.targets(summaries, startup, memory, plan)
+    found = report.targets(summaries, startup, memory, plan, dedup)
     mongo_kind = bench.mongo.kind if bench.mongo is not None else None
-    text = report.markdown(facts, command, plan, summaries, startup, found, memory, mongo_kind)
+    redis_version = bench.redis.version if bench.redis is not None else None
+    text = report.markdown(
+        facts, command, plan, summaries, startup, found, memory, mongo_kind, dedup, redis_version
+    )
     print(text)
     if args.c_setting:
         print("\n(c) ran with extra settings: " + " ".join(f"-s {s}" for s in args.c_setting))
     if mongo_problem:
         print(f"\n(c)+MongoDB not measured: {mongo_problem}")
+    if redis_problem:
+        print(f"\nThe runs across processes not measured: {redis_problem}")
     log(f"done in {facts['bench_minutes']} min")
     if args.json is not None:
         payload = {
@@ -419,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             "paired_ratios": paired_ratios(results),
             "targets": [t.__dict__ | {"verdict": t.verdict} for t in found],
             "memory": [m.as_json() for m in memory],
+            "redis_dedup": dedup.as_json() if dedup is not None else None,
             "runs": [r.as_json() for r in results + startup_runs],
             "import_scrapy_walls_s": import_walls,
             "failure": failure,
@@ -430,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     if failure is not None:
         print(f"\nBENCHMARK RUN FAILED: {failure}", file=sys.stderr)
+        return 1
+    if dedup is not None and not dedup.ok:
+        print(f"\nREDIS DEDUP RUN FAILED: {dedup.problem}", file=sys.stderr)
         return 1
     bad_memory = [m for m in memory if not m.ok]
     if bad_memory:
@@ -491,6 +559,7 @@ def paired_ratios(results: list[RunResult]) -> dict[str, float]:
         "cpu_per_1k": lambda r: r.cpu_per_1k,
     }
     combos = [("c", "r"), ("c", "b"), ("c", "a"), ("cm", "c"), ("cm", "cs")]
+    combos += [("q1", "q0"), ("q2", "q1"), ("q3", "q1")]
     found: dict[str, list[float]] = {}
     for (regime, _), runs in rounds.items():
         for num, den in combos:

@@ -10,7 +10,12 @@
   ``-s CONCURRENT_REQUESTS=C`` (the spider applies it to the API host itself);
 - ``cs``: ``c`` over (c)+MongoDB's smaller N, when that differs, for a like-for-like ratio;
 - ``cm``: ``c`` with ``MONGO_URI`` set (a fresh database per run) and ``PGY_REFRESH_HOURS=0``,
-  so that every note is still fetched from the API.
+  so that every note is still fetched from the API;
+- ``q1``, ``q2``, ``q3``: ``c`` as N processes of one run on one Redis (``PGY_QUEUE_URL``,
+  ``PGY_RUN``): the first with the seed file (the reader), the others with no seed argument
+  (workers), each with C in flight and its own feed and summary (``%(worker)s``);
+- ``q0``: the same command as ``q1`` without ``PGY_QUEUE_URL`` and ``PGY_RUN``: one process,
+  the same feed and summary settings, the baseline of the queue's CPU per note.
 
 To add a contender: a builder here returning a ``Command`` (its checks included), its letter in
 ``LABELS`` and in ``build``, then its letter in the regimes that run it (``bench/regimes.py``)
@@ -37,7 +42,12 @@ LABELS = {
     "c": "(c) `scrapy crawl note_detail`",
     "cs": "(c) at (c)+MongoDB's N",
     "cm": "(c) + MongoDB",
+    "q0": "(c), no queue",
+    "q1": "(c) on Redis, 1 worker process",
+    "q2": "(c) on Redis, 2 worker processes",
+    "q3": "(c) on Redis, 3 worker processes",
 }
+QUEUE_VARIANTS = ("q0", "q1", "q2", "q3")
 # Environment variables that would change what a child does behind the benchmark's back.
 _SCRUB = (
     "SCRAPY_SETTINGS_MODULE",
@@ -66,6 +76,10 @@ class Command:
     checks: list[Callable[[], str | None]] = field(default_factory=list)
     # Every process of the run, started together; by default the one ``argv``.
     more_argvs: list[list[str]] = field(default_factory=list)
+    # The notes written, when not the lines of ``out_path`` (several processes' feeds).
+    count: Callable[[], int] | None = None
+    # Start ``more_argvs`` first, and ``argv`` once each of them has logged this text.
+    others_ready: str | None = None
 
     @property
     def argvs(self) -> list[list[str]]:
@@ -179,4 +193,85 @@ def _check_summary(path: Path, expected: int) -> str | None:
     written = summary.get("notes_written")
     if written != expected or summary.get("exit_code") != 0:
         return f"summary {path}: notes_written={written}, exit_code={summary.get('exit_code')}"
+    return None
+
+
+def workers_of(variant: str) -> int:
+    """The processes of a queue contender: ``q2`` -> 2 (``q0``: 1, no queue)."""
+    return max(int(variant[1:]), 1)
+
+
+def queue(
+    ids_file: Path,
+    sim_url: str,
+    work: Path,
+    concurrency: int,
+    *,
+    variant: str,
+    queue_url: str | None,
+    run: str,
+    expected_notes: int,
+) -> Command:
+    """``variant`` of ``q0``..``q3``: (c) as ``workers_of(variant)`` processes of run ``run`` on
+    the Redis at ``queue_url`` (``q0``: one process, ``queue_url`` unused). Checks: every
+    process's summary exit_code 0, and their notes_written add up to N."""
+    stem = f"{work / variant}-%(worker)s" if variant != "q0" else str(work / variant)
+    settings = [
+        f"PGY_BASE_URL={sim_url}",
+        f"CONCURRENT_REQUESTS={concurrency}",
+        f"PGY_TOKEN={TOKEN}",
+        f"PGY_FEED_URI={stem}-notes.jsonl",
+        f"PGY_FAILED_PATH={stem}-failed.jsonl",
+        f"PGY_SUMMARY_PATH={stem}-summary.json",
+        f"PGY_MONGO_SPILL_PATH={stem}-spill.jsonl",
+    ]
+    if variant != "q0":
+        assert queue_url is not None
+        settings += [f"PGY_QUEUE_URL={queue_url}", f"PGY_RUN={run}"]
+    base = [sys.executable, "-m", "scrapy", "crawl", "note_detail"]
+    for setting in settings:
+        base += ["-s", setting]
+    argvs = [[*base, "-a", f"ids_file={ids_file}"]]  # the reader
+    argvs += [list(base) for _ in range(workers_of(variant) - 1)]  # workers: no seeds
+    env = base_env()
+    env.pop("PGY_QUEUE_URL", None)
+    env.pop("PGY_RUN", None)
+    env["SCRAPY_SETTINGS_MODULE"] = "pgy_spider.settings"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    feeds = f"{variant}*-notes.jsonl"
+    command = Command(argvs[0], env, REPO_ROOT, work / f"{variant}-notes.jsonl")
+    command.more_argvs = argvs[1:]
+    # The workers start first and wait for the run (the reader creates it): their start-up
+    # stays outside the crawl window, as a single process's does.
+    command.others_ready = "Waiting up to"
+    command.count = lambda: sum(_lines(p) for p in work.glob(feeds))
+    processes = workers_of(variant)
+    command.checks.append(
+        lambda: _check_summaries(
+            sorted(work.glob(f"{variant}*-summary.json")), processes, expected_notes
+        )
+    )
+    return command
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _check_summaries(paths: list[Path], processes: int, expected: int) -> str | None:
+    """One summary per process, each exit_code 0, notes_written adding up to N."""
+    if len(paths) != processes:
+        return f"{len(paths)} summaries for {processes} processes: {[p.name for p in paths]}"
+    written = 0
+    for path in paths:
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            return f"no readable summary {path}: {exc}"
+        if summary.get("exit_code") != 0:
+            return f"summary {path}: exit_code={summary.get('exit_code')}"
+        written += int(summary.get("notes_written") or 0)
+    if written != expected:
+        return f"the summaries' notes_written add up to {written}, expected {expected}"
     return None

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pgy_spider"
 PLAIN_MODULES = {
     "api",
     "budget",
+    "cluster",
     "config",
     "default_settings",
     "errors",

@@ -10,6 +10,11 @@ Fixtures (import them into a test module, or list this module in ``pytest_plugin
 - ``scrapyd_items`` (module): Scrapyd with ``items_dir`` set and no token at all in
   its environment; jobs name a token file with ``setting=PGY_TOKEN_FILE=...``.
 
+For a cluster (several Scrapyd hosts of one run), :func:`start_cluster` starts servers that
+each have their own root and their own environment (a token, ``PGY_QUEUE_URL``), and
+:func:`deploy_all` deploys to all of them at once with ``scrapyd-deploy -a`` from a project
+copy whose scrapy.cfg has one ``[deploy:NAME]`` per server.
+
 Each server runs ``python -m scrapyd`` on a free loopback port with its own
 ``scrapyd.conf``, cwd and HOME under a temporary directory (``root``): everything
 Scrapyd writes (eggs, queues, job logs, items, its own log) lands there, so a test
@@ -18,6 +23,7 @@ can read every one of those files looking for the token.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import contextlib
 import json
@@ -32,7 +38,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +60,8 @@ SCRUBBED_ENV = (
     "SCRAPY_SETTINGS_MODULE",
     "SCRAPY_PROJECT",
     "SCRAPYD_EGG_VERSION",
+    "PGY_QUEUE_URL",
+    "PGY_RUN",
 )
 STARTUP_TIMEOUT = 30.0
 JOB_TIMEOUT = 180.0
@@ -77,8 +85,20 @@ def _script(name: str, module: str) -> list[str]:
 class ScrapydServer:
     """One running Scrapyd and what it wrote; every API answer it gave is kept."""
 
-    def __init__(self, root: Path, *, items: bool, env_token: str | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        items: bool,
+        env_token: str | None,
+        env: Mapping[str, str] | None = None,
+        name: str = "default",
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.root = root
+        self.login = login  # HTTP basic auth of its API (scrapyd.conf username/password)
+        self.name = name  # its [deploy:NAME] in a cluster's scrapy.cfg
+        self.extra_env = dict(env or {})
         self.home = root / "home"
         self.logs_dir = root / "logs"
         self.eggs_dir = root / "eggs"
@@ -104,6 +124,7 @@ class ScrapydServer:
         env["PYTHONUNBUFFERED"] = "1"
         if self.env_token:
             env["JUSTONEAPI_TOKEN"] = self.env_token
+        env.update(self.extra_env)
         return env
 
     def write_config(self) -> None:
@@ -124,6 +145,11 @@ class ScrapydServer:
                     "jobs_dir =",
                     "max_proc = 2",
                     "poll_interval = 0.2",
+                    *(
+                        [f"username = {self.login[0]}", f"password = {self.login[1]}"]
+                        if self.login
+                        else []
+                    ),
                     "",
                 ]
             ),
@@ -219,8 +245,12 @@ class ScrapydServer:
 
     def _open(self, path: str, data: list[tuple[str, str]] | None = None) -> str:
         body = None if data is None else urllib.parse.urlencode(data).encode()
+        request = urllib.request.Request(f"{self.url}/{path}", data=body)
+        if self.login:
+            credentials = base64.b64encode(":".join(self.login).encode()).decode()
+            request.add_header("Authorization", f"Basic {credentials}")
         try:
-            with urllib.request.urlopen(f"{self.url}/{path}", data=body, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=30) as resp:
                 text: str = resp.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             with exc:  # holds the open response (filterwarnings=error)
@@ -261,6 +291,15 @@ class ScrapydServer:
             time.sleep(0.2)
 
     # -- what Scrapyd wrote -------------------------------------------------------------
+
+    def cancel(self, job: str, signal_name: str | None = None) -> dict[str, Any]:
+        """``cancel.json``: Scrapyd signals the job's process (INT unless ``signal_name``)."""
+        data = [("project", PROJECT), ("job", job)]
+        if signal_name:
+            data.append(("signal", signal_name))
+        result: dict[str, Any] = json.loads(self._open("cancel.json", data))
+        assert result["status"] == "ok", result
+        return result
 
     def job_log(self, job: str) -> str:
         return (self.logs_dir / PROJECT / SPIDER / f"{job}.log").read_text(encoding="utf-8")
@@ -304,6 +343,80 @@ class ScrapydServer:
                             found.append(f"{path}!{name}")
         found += [f"HTTP answer: {r[:200]}" for r in self.responses if secret in r]
         return found
+
+
+def start_cluster(
+    root: Path,
+    envs: Mapping[str, Mapping[str, str]],
+    *,
+    env_tokens: Mapping[str, str],
+    logins: Mapping[str, tuple[str, str]] | None = None,
+) -> list[ScrapydServer]:
+    """One Scrapyd per name of ``envs`` (its own root under ``root``, that environment, the
+    token of ``env_tokens``, the basic auth of ``logins``), all started; stopped again if
+    one fails to start."""
+    servers = [
+        ScrapydServer(
+            root / name,
+            items=False,
+            env_token=env_tokens.get(name),
+            env=env,
+            name=name,
+            login=(logins or {}).get(name),
+        )
+        for name, env in envs.items()
+    ]
+    try:
+        for server in servers:
+            server.root.mkdir(parents=True)
+            server.start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def cluster_config(project_dir: Path, servers: Sequence[ScrapydServer]) -> None:
+    """scrapy.cfg of a cluster: ``[deploy]`` keeps the project, each host is a
+    ``[deploy:NAME]`` with its url (what the README's "Run on a cluster" says to write)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(project_dir / "scrapy.cfg", encoding="utf-8")
+    cfg.remove_option("deploy", "url")  # else `-a` deploys to it too, as "default"
+    for server in servers:
+        section = {"url": server.url + "/"}
+        if server.login:
+            section.update(username=server.login[0], password=server.login[1])
+        cfg[f"deploy:{server.name}"] = section
+    with (project_dir / "scrapy.cfg").open("w", encoding="utf-8") as fh:
+        cfg.write(fh)
+
+
+def deploy_all(project_dir: Path, servers: Sequence[ScrapydServer]) -> list[dict[str, Any]]:
+    """``scrapyd-deploy -a`` from ``project_dir`` (its scrapy.cfg written by
+    :func:`cluster_config`): one version uploaded to every server, every answer ``ok``."""
+    cluster_config(project_dir, servers)
+    version = f"r{int(time.time() * 1000)}"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env["HOME"] = str(project_dir)  # no ~/.scrapy.cfg of the developer's
+    proc = subprocess.run(
+        [*_script("scrapyd-deploy", "scrapyd_client.deploy"), "-a", "-v", version],
+        cwd=project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, f"scrapyd-deploy -a failed:\n{proc.stdout}\n{proc.stderr}"
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [a["status"] for a in answers] == ["ok"] * len(servers), proc.stdout
+    for server in servers:
+        server.version = version
+        server.responses.append(proc.stdout)
+        listed = server.get("listversions.json", project=PROJECT)["versions"]
+        assert version in listed, (server.name, listed)
+    return answers
 
 
 def copy_project(target: Path) -> Path:

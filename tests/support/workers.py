@@ -23,6 +23,7 @@ import pytest
 ONE_WORKER_MODULES = {
     "tests/test_addon.py": "a virtualenv with the package pip-installed (~40 s)",
     "tests/test_scrapyd.py": "two Scrapyd servers with the project deployed",
+    "tests/test_cluster.py": "a cluster of two Scrapyd servers with the project deployed",
     "tests/test_report_browser.py": "a headless Chromium",
     "tests/test_report_cli.py": "the known run's report, written by the command",
 }
