@@ -330,8 +330,9 @@ def test_a_finished_runs_keys_expire_after_pgy_run_ttl_hours(
     tmp_path: Path, sim: SimulatorClient, redis_server: RedisServer, run_name: str
 ) -> None:
     expected = seed_file(tmp_path / "a" / "seeds.txt", 100)
-    # 1.8 s (the meta hash as long again): the same path as the default 72 h.
-    settings = queue_settings(redis_server.url, run_name, PGY_RUN_TTL_HOURS=0.0005)
+    # 18 s (the meta hash as long again): the same path as the default 72 h, and long enough
+    # that the keys outlive the pgy_status process below on a loaded machine.
+    settings = queue_settings(redis_server.url, run_name, PGY_RUN_TTL_HOURS=0.005)
     finished_ok(
         (start(tmp_path / "a", *SEEDS, sim_url=sim.url, settings=settings), tmp_path / "a"),
         (start(tmp_path / "b", sim_url=sim.url, settings=settings), tmp_path / "b"),
@@ -339,6 +340,6 @@ def test_a_finished_runs_keys_expire_after_pgy_run_ttl_hours(
     check_run(status_of(tmp_path, redis_server.url, run_name), expected)
     with redis_server.client() as client:
         assert run_keys(client, run_name)
-        wait_for(lambda: not run_keys(client, run_name), timeout=30)
+        wait_for(lambda: not run_keys(client, run_name), timeout=90)
     code, _, stderr = pgy_status(tmp_path / "status", redis_server.url, run_name)
     assert code == 2 and "does not exist" in stderr
