@@ -64,7 +64,15 @@ class BenchRedis:
 def _config(url: str, run: str) -> Any:
     from pgy_spider.config import QueueConfig
 
-    return QueueConfig(url=url, run=run, wait_seconds=1.0, claim_seconds=60.0, max_unsettled=BATCH)
+    return QueueConfig(
+        url=url,
+        run=run,
+        wait_seconds=1.0,
+        claim_seconds=60.0,
+        max_unsettled=BATCH,
+        outage_seconds=0.0,
+        ttl_hours=0.0,
+    )
 
 
 def check_run(bench_redis: BenchRedis, run: str, notes: int) -> str | None:
