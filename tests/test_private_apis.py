@@ -44,3 +44,16 @@ def test_xdist_schedules_by_the_scope_its_split_scope_gives() -> None:
     assert "_split_scope(nodeid)" in inspect.getsource(LoadScopeScheduling.schedule)
     assert work_unit("tests/test_addon.py::test_x[a]") == "tests/test_addon.py"
     assert work_unit("tests/test_noteid.py::test_y[b]") == "tests/test_noteid.py::test_y[b]"
+
+
+def test_scrapy_stats_collector_keeps_its_stats_in_a_private_dict() -> None:
+    # pgy_spider.stats: the collector reads and writes Scrapy's own `_stats` dict (what
+    # get_stats(), `spider_stats` and the stats dump use), and replaces the
+    # `__getattribute__` shim Scrapy 2.19 puts on every attribute read. If Scrapy drops the
+    # shim, pgy_spider/stats.py is no longer needed.
+    from scrapy.statscollectors import StatsCollector
+
+    assert "__getattribute__" in vars(StatsCollector)
+    source = inspect.getsource(StatsCollector)
+    assert "self._stats: StatsT = {}" in source
+    assert "self._persist_stats(self._stats)" in source
