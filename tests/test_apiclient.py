@@ -512,6 +512,15 @@ def test_tokened_url_is_sent_and_never_shown(
     assert_no_secret([caplog.text, *header_texts(dest.https.received)])  # ... without the token
 
 
+def test_tokened_url_goes_out_exactly_as_scrapy_made_it(dest: Servers) -> None:
+    # The token handler's URL is request.url (already percent-encoded by Scrapy) plus the
+    # quoted token: sent byte for byte, not re-quoted (yarl would decode the %7e).
+    request = Request(dest.http.url("/api?noteId=n1&data[0]=a%7e"))
+    fetch(request, url=with_token(request.url, TOKEN))
+    [got] = dest.http.received
+    assert got.target == "/api?noteId=n1&data%5B0%5D=a%7e&token=tok-Secret%2F42%2Bx"
+
+
 def test_timeout_quotes_the_tokenless_url(dest: Servers) -> None:
     request = Request(dest.http.url("/hang?noteId=n1"), meta={"download_timeout": 0.5})
     exc = fail(request, url=with_token(request.url, TOKEN))
