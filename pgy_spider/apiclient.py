@@ -48,7 +48,7 @@ from scrapy.exceptions import (
     StopDownload,
     UnsupportedURLSchemeError,
 )
-from scrapy.http import Headers
+from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 from scrapy.utils.ssl import _make_ssl_context
 from scrapy.utils.url import add_http_if_no_scheme
@@ -57,7 +57,6 @@ from twisted.python.failure import Failure
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +68,25 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 _PROTOCOLS = {aiohttp.HttpVersion11: "HTTP/1.1", aiohttp.HttpVersion10: "HTTP/1.0"}
 # A crawl talks to a handful of hosts: parse each peer address once.
 _ip_address = functools.lru_cache(maxsize=64)(ipaddress.ip_address)
+
+
+# The response class by (Content-Type, Content-Encoding): what Scrapy's responsetypes
+# decides from these two headers alone (the URL and the body are looked at only when they
+# name no class), so it is asked once per pair instead of once per call.
+_CLASS_BY_TYPE: dict[tuple[bytes | None, bytes | None], type[Response]] = {}
+
+
+def _response_class(headers: Headers, url: str, body: bytes) -> type[Response]:
+    key = (headers.get(b"Content-Type"), headers.get(b"Content-Encoding"))
+    cls = _CLASS_BY_TYPE.get(key)
+    if cls is None:
+        from_headers = responsetypes.from_headers(headers)
+        if from_headers is Response:  # not told by these headers: URL, body, ...
+            return responsetypes.from_args(headers=headers, url=url, body=body)
+        cls = from_headers
+        if len(_CLASS_BY_TYPE) < 256:  # a server's few content types, not any it invents
+            _CLASS_BY_TYPE[key] = cls
+    return cls
 
 
 def _has_receivers(sender: Any, signal: object) -> bool:
@@ -292,13 +310,12 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
         stop: StopDownload | None = None,
     ) -> Response:
         url = request.url
-        respcls = responsetypes.from_args(headers=headers, url=url, body=body)
+        respcls = _response_class(headers, url, body)
         peer = response.peername
         ssl_object = response.ssl_object
         result = respcls(
             url=url,
             status=response.status,
-            headers=headers,
             body=body,
             flags=flags,
             request=request,
@@ -308,6 +325,8 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
             ip_address=_ip_address(peer[0]) if peer else None,
             protocol=_protocol(response.version),
         )
+        # Set, not passed: Response.__init__ would copy the Headers (most of its cost).
+        result.headers = headers
         if stop is not None:
             result.flags.append("download_stopped")
             if stop.fail:

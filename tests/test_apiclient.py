@@ -44,6 +44,7 @@ from scrapy.exceptions import (
     UnsupportedURLSchemeError,
 )
 from scrapy.http import JsonResponse, Response
+from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
 from pgy_spider.api import with_token
@@ -224,6 +225,11 @@ class Destination:
         if path == "/status":
             _respond(writer, API_OK, status=int(query["n"]))
             return True
+        if path == "/typed":  # ?ct=<Content-Type, "" for none>&ce=<Content-Encoding>&body=...
+            extra = [("Content-Encoding", query["ce"])] if query.get("ce") else []
+            body = query.get("body", "").encode()
+            _respond(writer, body, content_type=query.get("ct") or None, extra=extra)
+            return True
         _respond(writer, API_OK)
         return True
 
@@ -239,10 +245,12 @@ def _respond(
     body: bytes,
     *,
     status: int = 200,
-    content_type: str = "application/json",
+    content_type: str | None = "application/json",
     extra: list[tuple[str, str]] | None = None,
 ) -> None:
-    lines = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}"]
+    lines = [f"HTTP/1.1 {status} X"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
     lines += [f"{k}: {v}" for k, v in extra or []]
     lines.append(f"Content-Length: {len(body)}")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
@@ -450,6 +458,29 @@ def test_no_cookie_is_kept_between_calls(dest: Servers) -> None:
 
 
 # -- the response ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ct=application/json",
+        "ct=text/html;+charset=utf-8",
+        "ct=application/json&ce=gzip",
+        "ct=&body=<html><body>x</body></html>",  # no Content-Type: the body decides
+        "ct=&body=plain",
+        "ct=application/octet-stream",
+    ],
+)
+def test_response_class_is_the_one_scrapy_chooses(dest: Servers, query: str) -> None:
+    # The client remembers the class per content type: asked twice, each time Scrapy's.
+    for _ in range(2):
+        request = Request(dest.http.url(f"/typed?{query}"))
+        response = fetch(request)
+        expected = responsetypes.from_args(
+            headers=response.headers, url=request.url, body=response.body
+        )
+        assert type(response) is expected
+        assert response.headers.get("Content-Encoding") == (b"gzip" if "ce=" in query else None)
 
 
 def test_response_over_http(dest: Servers) -> None:
