@@ -2,9 +2,9 @@
 
 ``python -m bench.pyspy [--notes 3000] [--concurrency 64] [--latency-ms 100] [-s NAME=VALUE ...]``
 starts the simulator, runs ``scrapy crawl note_detail`` exactly as ``bench.run`` does, under
-``py-spy record --format raw`` (py-spy is a profiling tool only: ``pip install py-spy`` into the
-venv, it is not a requirement), and prints two tables, in microseconds of CPU per note (the
-sample shares scaled to the process's measured CPU time):
+``py-spy record --format raw`` (py-spy is pinned in ``requirements-dev.txt``), and prints
+two tables, in microseconds of CPU per note (the sample shares scaled to the process's
+measured CPU time):
 
 - *by owner*: each sample (``--gil``: only stacks holding the GIL, i.e. Python on the CPU) goes
   to the innermost frame that belongs to a known part (our modules, Scrapy's downloader
@@ -45,6 +45,8 @@ OWNERS: list[tuple[str, str]] = [
     ("ours: api.py (envelope, URLs)", "pgy_spider/api.py"),
     ("ours: seeds/noteid", "pgy_spider/seeds.py"),
     ("ours: seeds/noteid", "pgy_spider/noteid.py"),
+    ("ours: HTTP client (apiclient.py)", "pgy_spider/apiclient.py"),
+    ("stats collector", "pgy_spider/stats.py"),
     ("ours: ledger/tokens/logmask/other", "pgy_spider/"),
     ("pydantic", "pydantic"),
     ("scrapy: download handler HTTP/1.1", "scrapy/core/downloader/handlers/http11"),
@@ -60,7 +62,7 @@ OWNERS: list[tuple[str, str]] = [
     ("scrapy: engine", "scrapy/core/engine"),
     ("scrapy: feed export", "scrapy/extensions/feedexport"),
     ("scrapy: extensions (other)", "scrapy/extensions/"),
-    ("scrapy: stats", "scrapy/statscollectors"),
+    ("stats collector", "scrapy/statscollectors"),
     ("scrapy: signals", "scrapy/signalmanager"),
     ("scrapy: signals", "scrapy/utils/signal"),
     ("scrapy: signals", "pydispatch/"),
@@ -122,11 +124,7 @@ INCLUSIVE: list[tuple[str, str, str]] = [
     ("NoteDetailSpider.start (seeds -> requests)", "start", "pgy_spider/spiders"),
     ("NoteDetailSpider.parse_note", "parse_note", "pgy_spider/spiders"),
     ("item pipelines (ItemPipelineManager)", "process_item", "scrapy/pipelines"),
-    (
-        "NoteValidationPipeline.process_item (pydantic)",
-        "process_item",
-        "pgy_spider/pipelines/notes",
-    ),
+    ("NoteDedupPipeline.process_item", "process_item", "pgy_spider/pipelines/notes"),
     ("feed export (FeedExporter.item_scraped)", "item_scraped", "scrapy/extensions/feedexport"),
     ("spider middleware chain (scrape_response)", "scrape_response", "scrapy/core/spidermw"),
     ("scheduler enqueue_request", "enqueue_request", "scrapy/core/scheduler"),
@@ -134,6 +132,7 @@ INCLUSIVE: list[tuple[str, str, str]] = [
     ("signals (send_catch_log*)", "send_catch_log", "scrapy/"),
     ("logging (Logger._log)", "_log", "logging/"),
     ("stats (inc_value)", "inc_value", "scrapy/statscollectors"),
+    ("stats (inc_value)", "inc_value", "pgy_spider/stats"),
     ("Request/Response .replace", "replace", "scrapy/http/"),
 ]
 
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
-        print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
+        print("no py-spy: .venv/bin/pip install -r requirements-dev.txt", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="pgy-bench-pyspy-"))
     env = variants.base_env()
