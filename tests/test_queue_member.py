@@ -157,8 +157,9 @@ def test_a_push_dedups_run_wide_counts_once_and_a_replay_changes_nothing(
         later = seeds(3, 3, first_seq=6)
         assert await reader.push(later, 6, state.buckets, set(), True) == (b"ok", "daa")
         assert client.xlen(reader.keys.stream) == 5
-        assert [s.raw for s in await reader.rejects_left()] == ["junk"]
-        await reader.drop_rejects(1)
+        [junk] = await reader.rejects_left()
+        assert junk.raw == "junk"
+        await reader.drop_rejects([junk])
         assert await reader.rejects_left() == []
         s = status(client, cfg)
         assert s["seeds_read"] == 9 and s["duplicates"] == 2 and s["pending"] == 5
@@ -437,3 +438,26 @@ def test_the_scripts_never_trim_the_stream() -> None:
             text = text.split('"""', 2)[2]  # past the docstring that explains why
         for word in ("XTRIM", "MAXLEN", "MINID"):
             assert word not in text, (path.name, word)
+
+
+def test_dropping_written_rejects_again_drops_nothing_more(
+    redis_url: str, run_name: str, client: redis.Redis
+) -> None:
+    # The reader drops the records it wrote to its failed file; redis-py re-sends a command
+    # whose reply was lost, and a second drop must not take records nobody has written yet.
+    cfg = config(redis_url, run_name)
+
+    async def scenario() -> None:
+        reader = Member(cfg)
+        assert await reader.join(["ids:1:x"], lambda: False)
+        assert await reader.take_lease() == 1
+        state = await reader.reader_state(lambda: 10_000)
+        batch = [rejected("a", 0), rejected("b", 1), rejected("c", 2)]
+        assert (await reader.push(batch, 0, state.buckets, set(), True))[0] == b"ok"
+        first_two = (await reader.rejects_left())[:2]
+        await reader.drop_rejects(first_two)
+        await reader.drop_rejects(first_two)  # the same call again
+        assert [s.raw for s in await reader.rejects_left()] == ["c"]
+        await reader.close("finished")
+
+    run(scenario())

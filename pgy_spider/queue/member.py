@@ -627,10 +627,13 @@ class QueueMember:
         raw = await self.redis(lambda c: c.lrange(self.keys.rejects, 0, -1))
         return [seed_from_record(r) for r in raw]
 
-    async def drop_rejects(self, count: int) -> None:
-        """The first ``count`` records are in this process's failed file now."""
-        if count:
-            await self.redis(lambda c: c.ltrim(self.keys.rejects, count, -1))
+    async def drop_rejects(self, written: Sequence[Seed]) -> None:
+        """The records of ``written`` (the first of the run's list, in order) are in this
+        process's failed file now. Safe to repeat: once dropped, nothing more is."""
+        if written:
+            await self.script(
+                "DROP_REJECTS", [self.keys.rejects], [len(written), reject_record(written[-1])]
+            )
 
     # -- the end ------------------------------------------------------------------------------
 

@@ -113,7 +113,7 @@ class SeedReader:
             if not self._outcomes.reject(seed):
                 break
             written += 1
-        await member.drop_rejects(written)
+        await member.drop_rejects(left[:written])
         return written == len(left)
 
     async def _push(self, batch: list[Seed], *, done: bool) -> bool:
@@ -155,16 +155,16 @@ class SeedReader:
         member = self.member
         return int(await member.redis(lambda c: c.xlen(member.keys.stream)))
 
-    def _settled(self, batch: list[Seed], outcomes: str) -> tuple[int, bool]:
+    def _settled(self, batch: list[Seed], outcomes: str) -> tuple[list[Seed], bool]:
         """This process's own counts of a committed batch, and the rejected seeds' records
-        in its failed file: (how many were written, whether all of them were)."""
+        in its failed file: (the rejected seeds written, whether all of them were)."""
         results = iter(outcomes)
-        written = 0
+        written: list[Seed] = []
         complete = True
         for seed in batch:
             if seed.note_id is None:
                 if complete and self._outcomes.reject(seed):
-                    written += 1
+                    written.append(seed)
                 else:
                     complete = False  # the rest stays in Redis, in order
                 continue

@@ -24,6 +24,8 @@ Why each one:
   own pending entries (their idle time starts again, so a note in a long backoff or a 302
   pause is never taken away). Entries the worker does not know it holds (a reply lost on the
   way) are handed back.
+- :data:`DROP_REJECTS`: the rejected seeds' records the reader has written to its failed
+  file leave the run's list, once (records are unique: they carry their sequence number).
 - :data:`CLAIM`: entries of a worker that has shown no sign of life (neither heartbeat nor
   re-claim) for the claim time, taken over, with the budget units it held (counted as spent:
   its calls in flight may have been billed).
@@ -522,6 +524,17 @@ return {1, tonumber(redis.call('HGET', KEYS[1], 'buckets') or '0')}
 """
 )
 
+# KEYS: rejects; ARGV: how many records the reader wrote to its failed file, the last of them
+# -> 1 when they were dropped, 0 when the list no longer starts with them (dropped already:
+# a retry after a lost reply must not drop the next records, which nobody has written yet)
+DROP_REJECTS = """
+if redis.call('LINDEX', KEYS[1], tonumber(ARGV[1]) - 1) == ARGV[2] then
+  redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
+  return 1
+end
+return 0
+"""
+
 NAMES = (
     "JOIN",
     "LEASE",
@@ -538,4 +551,5 @@ NAMES = (
     "SPEND",
     "DROP_HELD",
     "FINISH",
+    "DROP_REJECTS",
 )
