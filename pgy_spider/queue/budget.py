@@ -93,7 +93,7 @@ class RedisBudget(Budget):
                     )
                 except QueueStop as exc:
                     # Not applied: those units stay held, which counts as spent.
-                    member._failed(exc)
+                    member.fail(exc)
                     return
                 self._spent = max(self._spent, int(spent))
                 self._settled.set()

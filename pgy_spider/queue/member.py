@@ -220,8 +220,9 @@ class QueueMember:
         client = self.client
         return await self._guard(lambda: call(client))
 
-    def _failed(self, exc: QueueStop) -> None:
-        """A background task lost the queue: stop this process (it never guesses)."""
+    def fail(self, exc: QueueStop) -> None:
+        """A background task (this member's or a shared control's) lost the queue: stop
+        this process (it never guesses)."""
         self._stop(exc.reason, str(exc))
 
     # -- joining the run ----------------------------------------------------------------------
@@ -325,7 +326,7 @@ class QueueMember:
             try:
                 await self.look()
             except QueueStop as exc:
-                self._failed(exc)
+                self.fail(exc)
                 return
 
     # -- signs of life ------------------------------------------------------------------------
@@ -392,7 +393,7 @@ class QueueMember:
             try:
                 await self.beat()
             except QueueStop as exc:
-                self._failed(exc)
+                self.fail(exc)
                 return
 
     # -- taking entries -----------------------------------------------------------------------
@@ -524,7 +525,7 @@ class QueueMember:
                         "SETTLE", [self.keys.stream, self.keys.counts], args
                     )
                 except QueueStop as exc:
-                    self._failed(exc)
+                    self.fail(exc)
                     late = 0
                 finally:
                     for entry, _, _, request_meta in batch:

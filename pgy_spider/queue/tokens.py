@@ -61,7 +61,7 @@ class RedisTokenVault(LocalTokenVault):
         try:
             await self._tell("", reason)
         except QueueStop as exc:
-            member._failed(exc)
+            member.fail(exc)
             return
         member._stop(reason, f"Stopping the crawl: {reason} (no further API calls)")
 
