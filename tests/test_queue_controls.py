@@ -21,7 +21,7 @@ from pgy_spider.queue.budget import RedisBudget
 from pgy_spider.queue.keys import RunKeys
 from pgy_spider.queue.pause import RedisRatePause
 from pgy_spider.queue.tokens import RedisTokenVault
-from tests.test_queue_member import Member, config, run, until
+from tests.support.queue_member import Member, config, run, until
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pgy_spider.queue.source import NoLocalBound
 from pgy_spider.seeds import Seed
 from pgy_spider.seedsource import LocalSeedSource
 from tests.support.ids import make_note_id
-from tests.test_queue_member import Member, config, counts, settle_all, until
+from tests.support.queue_member import Member, config, counts, settle_all, until
 
 
 class Outcomes:

@@ -24,9 +24,7 @@ from pgy_spider.queue.keys import RunKeys
 from pgy_spider.queue.member import WATCH_INTERVAL
 from tests.support.accounting import assert_accounted
 from tests.support.crawl import CrawlResult, finish_crawl
-from tests.support.redis import RedisServer
-from tests.support.simulator import SimulatorClient
-from tests.test_queue_crawl import (
+from tests.support.queue_crawl import (
     CONCURRENCY,
     _no_crawl_left_running,
     check_calls,
@@ -41,6 +39,8 @@ from tests.test_queue_crawl import (
     wait_for,
     worker_of,
 )
+from tests.support.redis import RedisServer
+from tests.support.simulator import SimulatorClient
 
 __all__ = ["_no_crawl_left_running"]  # every crawl a test started is ended after it
 
