@@ -24,6 +24,7 @@ from tests.support.queue_member import (
     client,
     config,
     counts,
+    leased_reader,
     rejected,
     run,
     seeds,
@@ -42,10 +43,7 @@ def test_a_push_dedups_run_wide_counts_once_and_a_replay_changes_nothing(
     cfg = config(redis_url, run_name)
 
     async def scenario() -> None:
-        reader = Member(cfg)
-        assert await reader.join(["ids:1:x"], lambda: False)
-        assert await reader.take_lease() == 1
-        state = await reader.reader_state(lambda: 10_000)
+        reader, state = await leased_reader(cfg)
         batch = [*seeds(0, 4), rejected("junk", 4), *seeds(1, 1, first_seq=5)]
         fresh = {make_note_id(2)}
         assert await reader.push(batch, 0, state.buckets, fresh, False) == (b"ok", "aafad")
@@ -113,10 +111,7 @@ def test_a_push_is_refused_without_the_lease_and_out_of_order(
 
 async def _run_with(cfg: QueueConfig, count: int) -> Member:
     """A run with ``count`` notes queued and its reading done."""
-    reader = Member(cfg)
-    assert await reader.join(["ids:1:x"], lambda: False)
-    assert await reader.take_lease() == 1
-    state = await reader.reader_state(lambda: 100_000)
+    reader, state = await leased_reader(cfg, 100_000)
     assert (await reader.push(seeds(0, count), 0, state.buckets, set(), True))[0] == b"ok"
     return reader
 
@@ -316,10 +311,7 @@ def test_run_wide_dedup_takes_under_100_bytes_per_seed(
     cfg = config(redis_url, run_name)
 
     async def scenario() -> None:
-        reader = Member(cfg)
-        assert await reader.join(["ids:1:x"], lambda: False)
-        assert await reader.take_lease() == 1
-        state = await reader.reader_state(lambda: count * 25)  # a file of bare IDs
+        reader, state = await leased_reader(cfg, count * 25)  # a file of bare IDs
         for first in range(0, count, 500):
             batch = seeds(first, 500)
             fresh = {s.note_id for s in batch}  # nothing queued: the dedup set alone
@@ -353,10 +345,7 @@ def test_dropping_written_rejects_again_drops_nothing_more(
     cfg = config(redis_url, run_name)
 
     async def scenario() -> None:
-        reader = Member(cfg)
-        assert await reader.join(["ids:1:x"], lambda: False)
-        assert await reader.take_lease() == 1
-        state = await reader.reader_state(lambda: 10_000)
+        reader, state = await leased_reader(cfg)
         batch = [rejected("a", 0), rejected("b", 1), rejected("c", 2)]
         assert (await reader.push(batch, 0, state.buckets, set(), True))[0] == b"ok"
         first_two = (await reader.rejects_left())[:2]

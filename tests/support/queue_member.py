@@ -74,6 +74,15 @@ class Member(QueueMember):
             await self._client.aclose()
 
 
+async def leased_reader(cfg: QueueConfig, file_size: int = 10_000) -> tuple[Member, Any]:
+    """A member that joined the run with seeds and holds the reader's lease, and its state
+    (the seed file ``file_size`` bytes long)."""
+    reader = Member(cfg)
+    assert await reader.join(["ids:1:x"], lambda: False)
+    assert await reader.take_lease() == 1
+    return reader, await reader.reader_state(lambda: file_size)
+
+
 def seeds(start: int, count: int, first_seq: int | None = None) -> list[Seed]:
     seq = start if first_seq is None else first_seq
     return [
