@@ -155,16 +155,7 @@ async def _push_all(url: str, run: str, ids: list[str]) -> None:
     from pgy_spider.flight import InFlight
     from pgy_spider.queue.member import QueueMember
     from pgy_spider.seeds import Seed, SeedPos
-
-    class Stats:
-        def __init__(self) -> None:
-            self.values: dict[str, Any] = {}
-
-        def get_stats(self) -> dict[str, Any]:
-            return self.values
-
-        def inc_value(self, key: str, count: int = 1, start: int = 0) -> None:
-            self.values[key] = self.values.get(key, start) + count
+    from tests.support.queue_member import Stats  # the queue tests' in-memory stats
 
     reader = QueueMember(_config(url, run), Stats(), InFlight(64), dict, lambda r, m: None)
     if not await reader.join([f"ids:{len(ids)}:bench"], lambda: False):
