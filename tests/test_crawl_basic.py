@@ -78,3 +78,21 @@ def test_a_plain_crawl_imports_no_optional_library(tmp_path: Path, sim: Simulato
     loaded = set(json.loads((tmp_path / "modules.json").read_text()))
     assert {"scrapy", "aiohttp", "pgy_spider"} <= loaded  # the report itself works
     assert not loaded & set(OPTIONAL_LIBRARIES)
+
+
+def test_the_crawl_runs_on_uvloop_and_on_asyncios_own_loop_when_asked(
+    tmp_path: Path, sim: SimulatorClient
+) -> None:
+    note_ids = make_note_ids(2)
+    for loop, expected in (
+        (None, "uvloop.Loop"),  # the project's default (settings.py, requirements.txt)
+        ("asyncio.SelectorEventLoop", "asyncio.unix_events._UnixSelectorEventLoop"),
+    ):
+        workdir = tmp_path / expected
+        settings = {"LOG_LEVEL": "DEBUG", **({"ASYNCIO_EVENT_LOOP": loop} if loop else {})}
+        result = run_crawl(
+            workdir, "-a", f"ids={','.join(note_ids)}", sim_url=sim.url, settings=settings
+        )
+        assert result.returncode == 0, result
+        assert f"Using asyncio event loop: {expected}\n" in result.stderr
+        assert sorted(n["noteId"] for n in result.notes) == sorted(note_ids)
