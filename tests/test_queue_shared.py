@@ -39,6 +39,7 @@ from tests.support.queue_crawl import (
     wait_for,
     worker_of,
 )
+from tests.support.queue_member import run_keys
 from tests.support.redis import RedisServer
 from tests.support.simulator import SimulatorClient
 
@@ -51,10 +52,6 @@ def status_of(tmp_path: Path, url: str, run: str) -> dict[str, Any]:
     code, status, stderr = pgy_status(tmp_path / "status", url, run)
     assert code == 0, stderr
     return status  # type: ignore[no-any-return]
-
-
-def run_keys(client: redis.Redis, run: str) -> list[bytes]:
-    return list(client.scan_iter(match=RunKeys(run).prefix.replace("{", "\\{") + "*"))
 
 
 def assert_no_token_in_redis(client: redis.Redis, run: str, tokens: tuple[str, ...]) -> None:

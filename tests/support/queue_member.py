@@ -131,4 +131,9 @@ def status(client: redis.Redis, cfg: QueueConfig) -> dict[str, Any]:
     return run_status(client, cfg)
 
 
+def run_keys(client: redis.Redis, run: str) -> list[bytes]:
+    """Every key of the run in Redis (its dedup buckets too)."""
+    return list(client.scan_iter(match=keys.RunKeys(run).prefix.replace("{", "\\{") + "*"))
+
+
 # -- the reader's push -----------------------------------------------------------------------
