@@ -27,6 +27,7 @@ from tests.support.queue_member import (
     leased_reader,
     rejected,
     run,
+    run_keys,
     seeds,
     settle_all,
     status,
@@ -260,6 +261,72 @@ def test_entries_a_worker_never_saw_go_back_to_the_run(
 
 
 # -- joining -------------------------------------------------------------------------------------
+
+
+def _lifetimes(client: redis.Redis, run_name: str) -> dict[str, int]:
+    return {key.decode(): client.pttl(key) for key in run_keys(client, run_name)}
+
+
+def test_keys_written_again_after_the_end_get_the_runs_lifetime_too(
+    redis_url: str, run_name: str, client: redis.Redis
+) -> None:
+    cfg = config(redis_url, run_name)
+    run_keys_ = keys.RunKeys(run_name)
+
+    async def scenario() -> None:
+        finisher = await _run_with(cfg, 3)
+        await settle_all(finisher, await finisher.take(10, 100))
+        assert await finisher.run_finished()
+        await finisher.finish_run()
+        await finisher.close("finished")
+        lifetimes = _lifetimes(client, run_name)
+        assert run_keys_.tokens not in lifetimes  # every worker's tokens dropped at its close
+        assert lifetimes and all(ttl > 0 for ttl in lifetimes.values()), lifetimes
+        # A worker that joins the finished run (scheduled once more) writes its heartbeat and
+        # its tokens' fingerprints: the tokens hash is a new key. It sees the end, as its seed
+        # source does, and is then killed before it can close.
+        late = Member(cfg)
+        assert await late.join(None, lambda: False)
+        late.fingerprints = ["fp-of-its-token"]
+        await late.look()
+        assert await late.run_finished()
+        await late.finish_run()
+        late.die()
+        await late.disconnect()
+
+    run(scenario())
+    lifetimes = _lifetimes(client, run_name)
+    assert run_keys_.tokens in lifetimes
+    assert all(0 < ttl <= 3_600_000 + 60_000 for ttl in lifetimes.values()), lifetimes
+
+
+def test_a_run_whose_finisher_stopped_half_way_still_gets_its_lifetime(
+    redis_url: str, run_name: str, client: redis.Redis
+) -> None:
+    cfg = config(redis_url, run_name)
+    k = keys.RunKeys(run_name)
+
+    async def scenario() -> None:
+        finisher = await _run_with(cfg, 3)
+        other = Member(cfg)
+        assert await other.join(None, lambda: False)
+        await settle_all(finisher, await finisher.take(10, 100))
+        # FINISH ran (the run is finished, its fixed keys have their lifetime), then the
+        # process was killed: no lifetime for the dedup buckets, none for the meta hash.
+        fixed = [key for key in k.all_fixed() if key not in (k.meta, k.stream)]
+        first, buckets = await finisher.script("FINISH", [k.meta, k.stream, *fixed], [3_600_000])
+        assert int(first) == 1 and int(buckets) > 0
+        finisher.die()
+        await finisher.disconnect()
+        buckets_ = [key for key in run_keys(client, run_name) if b":seen:" in key]
+        assert buckets_ and all(client.pttl(key) == -1 for key in [k.meta, *buckets_])
+        await other.close("finished")
+
+    run(scenario())
+    lifetimes = _lifetimes(client, run_name)
+    assert k.meta in lifetimes and any(":seen:" in key for key in lifetimes)
+    assert all(ttl > 0 for ttl in lifetimes.values()), lifetimes
+    assert lifetimes[k.meta] > 3_600_000  # the meta hash outlives the rest, as FINISH has it
 
 
 def test_a_worker_without_seeds_waits_for_its_run_then_gives_up(

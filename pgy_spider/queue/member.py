@@ -21,7 +21,8 @@ A task polls the run's shared controls every :data:`WATCH_INTERVAL` seconds (:me
 the 302 pause, the retired tokens, the budget spent, a stop of the whole run; the controls
 (:mod:`.pause`, :mod:`.tokens`, :mod:`.budget`) read what it saw locally, at no cost per call.
 A finished run's keys are given their lifetime (``PGY_RUN_TTL_HOURS``) by the first worker
-that sees the end.
+that sees the end; every other worker, when it sees the end and when it closes, gives it to
+those it wrote again since (a worker that joined the finished run, say), so that none stays.
 """
 
 from __future__ import annotations
@@ -475,28 +476,56 @@ class QueueMember:
         """The run is finished: the first worker to see it gives every key of the run its
         lifetime (PGY_RUN_TTL_HOURS), the meta hash last; a stopped run keeps its keys."""
         k = self.keys
-        ttl_ms = int(self.config.ttl_hours * 3_600_000)
+        ttl_ms = self._ttl_ms()
         others = [key for key in k.all_fixed() if key not in (k.meta, k.stream)]
         first, buckets = await self.script("FINISH", [k.meta, k.stream, *others], [ttl_ms])
-        if not int(first) or ttl_ms <= 0:
+        if ttl_ms <= 0:
             return
-        for start in range(0, int(buckets), EXPIRE_CHUNK):
-
-            async def expire(client: redis.asyncio.Redis, start: int = start) -> None:
-                pipe = client.pipeline(transaction=False)
-                for bucket in range(start, min(start + EXPIRE_CHUNK, int(buckets))):
-                    pipe.pexpire(k.seen(bucket), ttl_ms)
-                await pipe.execute()
-
-            await self.redis(expire)
+        if not int(first):
+            await self.keep_lifetime()  # what this worker wrote since (it joined late, say)
+            return
+        await self._expire_buckets(int(buckets), ttl_ms)
         # Longer than the rest (by a minute, or by the lifetime if shorter): while it exists
         # the run is known as finished, never created again over its other keys.
-        await self.redis(lambda c: c.pexpire(k.meta, ttl_ms + min(ttl_ms, 60_000)))
+        await self.redis(lambda c: c.pexpire(k.meta, self._meta_ttl_ms(ttl_ms)))
         logger.info(
             "Run %r is finished: its keys in Redis expire in %gh (PGY_RUN_TTL_HOURS)",
             self.config.run,
             self.config.ttl_hours,
         )
+
+    async def keep_lifetime(self) -> None:
+        """Keys of a finished run written again since its end get its lifetime too (a key
+        without one would stay in Redis for good); nothing while the run is not finished."""
+        ttl_ms = self._ttl_ms()
+        if ttl_ms <= 0:
+            return
+        k = self.keys
+        others = [key for key in k.all_fixed() if key != k.meta]
+        meta_had_none, buckets = await self.script(
+            "KEEP_LIFETIME", [k.meta, *others], [ttl_ms, self._meta_ttl_ms(ttl_ms)]
+        )
+        if int(meta_had_none):  # the finishing worker stopped half-way: its buckets too
+            await self._expire_buckets(int(buckets), ttl_ms)
+
+    def _ttl_ms(self) -> int:
+        return int(self.config.ttl_hours * 3_600_000)
+
+    @staticmethod
+    def _meta_ttl_ms(ttl_ms: int) -> int:
+        return ttl_ms + min(ttl_ms, 60_000)
+
+    async def _expire_buckets(self, buckets: int, ttl_ms: int) -> None:
+        k = self.keys
+        for start in range(0, buckets, EXPIRE_CHUNK):
+
+            async def expire(client: redis.asyncio.Redis, start: int = start) -> None:
+                pipe = client.pipeline(transaction=False)
+                for bucket in range(start, min(start + EXPIRE_CHUNK, buckets)):
+                    pipe.pexpire(k.seen(bucket), ttl_ms)
+                await pipe.execute()
+
+            await self.redis(expire)
 
     # -- settling -----------------------------------------------------------------------------
 
@@ -673,6 +702,7 @@ class QueueMember:
             if self.joined:
                 info = self._info("closed")
                 await self.redis(lambda c: c.hset(k.info, self.worker, info))
+                await self.keep_lifetime()  # after this worker's last write
         except QueueStop as exc:
             logger.error(
                 "%s; the %s notes this worker held are taken over by the others after "

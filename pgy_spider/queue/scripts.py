@@ -41,7 +41,8 @@ The controls every process of a run shares (:mod:`.pause`, :mod:`.tokens`, :mod:
 - :data:`RESERVE`, :data:`SPEND`, :data:`DROP_HELD`: the run's budget: one unit reserved
   atomically against ``spent + held``; settles applied once each (a batch number per worker);
   what a worker still holds when it ends counted as spent.
-- :data:`FINISH`: a finished run's keys given their lifetime (``PGY_RUN_TTL_HOURS``).
+- :data:`FINISH`: a finished run's keys given their lifetime (``PGY_RUN_TTL_HOURS``);
+  :data:`KEEP_LIFETIME`: and those written again after that (which came back without one).
 
 Entries are removed with ``XDEL`` once settled and the stream is never trimmed: Redis 7.0
 drops pending entries that ``MAXLEN``/``MINID`` trims away, a silent seed loss.
@@ -524,6 +525,28 @@ return {1, tonumber(redis.call('HGET', KEYS[1], 'buckets') or '0')}
 """
 )
 
+# KEYS: meta, then every other fixed key of the run;  ARGV: lifetime ms, meta's (longer)
+# -> {1 when meta had no lifetime yet (the worker that finished the run stopped before it gave
+#    one: the dedup buckets may have none either), buckets} | {0, 0}
+# A key of a finished run written again after FINISH (by a worker that joined the finished
+# run: its heartbeat, its tokens, its counts; or once every other worker's tokens were gone)
+# is a new key without a lifetime: it would outlive the run in Redis for good.
+KEEP_LIFETIME = """
+if redis.call('HEXISTS', KEYS[1], 'finished') == 0 then
+  return {0, 0}
+end
+for i = 2, #KEYS do
+  if redis.call('PTTL', KEYS[i]) == -1 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, tonumber(redis.call('HGET', KEYS[1], 'buckets') or '0')}
+end
+return {0, 0}
+"""
+
 # KEYS: rejects; ARGV: how many records the reader wrote to its failed file, the last of them
 # -> 1 when they were dropped, 0 when the list no longer starts with them (dropped already:
 # a retry after a lost reply must not drop the next records, which nobody has written yet)
@@ -551,5 +574,6 @@ NAMES = (
     "SPEND",
     "DROP_HELD",
     "FINISH",
+    "KEEP_LIFETIME",
     "DROP_REJECTS",
 )
