@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=None,
         help="stop the memory crawl after this many seconds if it has not read every seed "
-        "[45; quick 10]",
+        "[30; quick 10]",
     )
     p.add_argument(
         "--queue-memory-seeds",
