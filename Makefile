@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pgy_spider tests bench
 	$(BIN)/mypy
 
-# The benchmark (target 15 min; 21 min on 2 cores on 2026-12-02, see bench/README.md) and its
+# The benchmark (target 15 min; 14 min on 2 cores on 2026-12-02, see bench/README.md) and its
 # ~3 min smoke test.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
