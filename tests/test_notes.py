@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import pickle
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
 
 from pgy_spider.notes import KOL_FIELDS, NOTE_FIELDS, InvalidNote, normalize_note
-from tests.support.sample import load_sample_data
-
-NOTE_ID = "65c0b3fc000000002c037a49"
-FETCHED_AT = datetime(2026, 11, 27, 8, 30, 15, tzinfo=UTC)
-# The recorded response of ../shared/api/, copied into tests/data/ so that the suite does
-# not depend on a file outside the repository.
-SAMPLE_DATA: dict[str, Any] = load_sample_data()
+from tests.support.sample import FETCHED_AT, NOTE_ID, SAMPLE_DATA, sample_data
 
 EXPECTED_KOL: dict[str, Any] = {
     "userId": "62060e8c0000000010008f55",
@@ -73,11 +66,6 @@ EXPECTED_SAMPLE: dict[str, Any] = {
 }
 
 METRICS = ("impNum", "likeNum", "favNum", "cmtNum", "readNum", "shareNum", "followCnt")
-
-
-def sample_data() -> dict[str, Any]:
-    """A fresh deep copy of the sample's ``data``, safe to mutate."""
-    return copy.deepcopy(SAMPLE_DATA)
 
 
 def normalize(data: object, requested_id: str = NOTE_ID) -> dict[str, Any]:

