@@ -7,6 +7,8 @@ token, stop) and what it counts.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from typing import Any
 
@@ -262,6 +264,27 @@ def test_a_call_of_another_note_waits_until_the_pause_ends() -> None:
     resolve(waiting)  # the send goes ahead only once this returns
     assert time.monotonic() >= until
     assert mw.process_request(note_request(make_note_id(3), seq=2)) is None  # the pause is over
+
+
+def test_a_call_already_waiting_also_waits_for_a_pause_that_starts_meanwhile() -> None:
+    mw, crawler = _middleware(PGY_RATE_LIMIT_DELAY=0.6, PGY_RATE_LIMIT_MAX_DELAY=0.6)
+    backoff_ends = time.monotonic() + 0.2
+    retry = note_request(NOTE, **{meta.NOT_BEFORE: backoff_ends})
+    limited = note_request(make_note_id(2), seq=1)
+
+    async def scenario() -> float:
+        waiting = asyncio.ensure_future(_awaited(mw.process_request(retry)))
+        await asyncio.sleep(0.05)  # the retry is waiting for its backoff
+        await _awaited(mw.process_response(limited, api_answer(limited, 302)))
+        await waiting
+        return time.monotonic()
+
+    sent_at = asyncio.run(scenario())
+    assert sent_at >= runtime(crawler).pause.paused_until() > backoff_ends + 0.3
+
+
+async def _awaited(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
 
 
 def test_each_new_burst_of_302_pauses_twice_as_long_until_a_success() -> None:

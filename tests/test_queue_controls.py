@@ -8,6 +8,7 @@ others through Redis alone (their polls, :meth:`QueueMember.look`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -68,6 +69,24 @@ def test_a_302_pauses_every_worker_with_the_doubling_of_one_process(
 
     async def _after(pause: RedisRatePause) -> bool:
         return time.monotonic() >= pause.paused_until()
+
+    run(scenario())
+
+
+def test_a_worker_that_got_a_302_sends_nothing_until_redis_says_how_long_to_pause(
+    redis_url: str, run_name: str
+) -> None:
+    cfg = config(redis_url, run_name)
+
+    async def scenario() -> None:
+        (member,) = await joined(cfg, 1)
+        pause = RedisRatePause(0.3, 1.0, member)
+        asking = asyncio.ensure_future(pause.rate_limited())
+        await asyncio.sleep(0)  # the PAUSE script is on its way to Redis
+        assert pause.paused_until() == math.inf
+        assert await asking == 0.3
+        assert time.monotonic() < pause.paused_until() <= time.monotonic() + 0.3
+        await member.close("finished")
 
     run(scenario())
 

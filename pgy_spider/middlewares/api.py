@@ -109,22 +109,21 @@ class PgyApiMiddleware:
         if self._rebase and request.url.startswith(_DEFAULT_BASE):
             # Built by note_request() for the default region: this run calls another base.
             return request.replace(url=self.base_url + request.url[len(_DEFAULT_BASE) :])
-        wait = (
-            max(self.pause.paused_until(), request_meta.get(meta.NOT_BEFORE, 0.0))
-            - time.monotonic()
-        )
-        if wait > 0:
-            return self._wait_then_check(wait)
+        if self._send_at(request_meta) > time.monotonic():
+            return self._wait_then_check(request_meta)
         return None
+
+    def _send_at(self, request_meta: dict[str, Any]) -> float:
+        return max(self.pause.paused_until(), request_meta.get(meta.NOT_BEFORE, 0.0))
 
     def _check_may_send(self) -> None:
         if self.runtime.stopping:
             raise meta.PendingRequest("the crawl is stopping")
 
-    async def _wait_then_check(self, wait: float) -> None:
-        # Sleep in short steps so that a stop (fatal code, Ctrl-C) is noticed quickly.
-        deadline = time.monotonic() + wait
-        while (left := deadline - time.monotonic()) > 0:
+    async def _wait_then_check(self, request_meta: dict[str, Any]) -> None:
+        # Sleep in short steps so that a stop (fatal code, Ctrl-C) is noticed quickly, and a
+        # pause that starts meanwhile (a 302 here or at another worker) is waited for too.
+        while (left := self._send_at(request_meta) - time.monotonic()) > 0:
             await asyncio.sleep(min(left, 0.25))
             self._check_may_send()
 

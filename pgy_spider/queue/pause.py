@@ -10,6 +10,7 @@ learns of it with its next poll (:data:`~pgy_spider.queue.member.WATCH_INTERVAL`
 
 from __future__ import annotations
 
+import math
 import time
 
 from pgy_spider.pause import RatePause
@@ -23,10 +24,13 @@ class RedisRatePause(RatePause):
         self._member = member
         self._until = 0.0  # time.monotonic() before which no call may be sent
         self._level = 0  # the run's doubling as last seen
+        self._asking = 0  # this worker's 302s whose pause Redis has not answered yet
         member.watchers.append(self._seen)
 
     def paused_until(self) -> float:
-        return self._until
+        # A 302 of its own: this worker sends nothing until Redis says how long the pause is
+        # (a round trip, longer on a loaded host), rather than a few calls more meanwhile.
+        return math.inf if self._asking else self._until
 
     def _extend(self, left: float) -> None:
         if left > 0:
@@ -40,9 +44,13 @@ class RedisRatePause(RatePause):
 
     async def rate_limited(self) -> float | None:
         k = self._member.keys
-        started, pause_ms, left_ms = await self._member.script(
-            "PAUSE", [k.pause], [int(self.delay * 1000), int(self.max_delay * 1000)]
-        )
+        self._asking += 1
+        try:
+            started, pause_ms, left_ms = await self._member.script(
+                "PAUSE", [k.pause], [int(self.delay * 1000), int(self.max_delay * 1000)]
+            )
+        finally:
+            self._asking -= 1
         self._extend(int(left_ms) / 1000)
         if not int(started):
             return None  # a straggler of the run's current burst
