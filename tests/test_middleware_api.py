@@ -8,7 +8,6 @@ token, stop) and what it counts.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from typing import Any
 
@@ -31,6 +30,7 @@ from pgy_spider.middlewares.api import PgyApiMiddleware
 from pgy_spider.vault import LocalTokenVault
 from tests.support.components import (
     api_answer,
+    awaited,
     note_request,
     project_crawler,
     resolve,
@@ -273,18 +273,14 @@ def test_a_call_already_waiting_also_waits_for_a_pause_that_starts_meanwhile() -
     limited = note_request(make_note_id(2), seq=1)
 
     async def scenario() -> float:
-        waiting = asyncio.ensure_future(_awaited(mw.process_request(retry)))
+        waiting = asyncio.ensure_future(awaited(mw.process_request(retry)))
         await asyncio.sleep(0.05)  # the retry is waiting for its backoff
-        await _awaited(mw.process_response(limited, api_answer(limited, 302)))
+        await awaited(mw.process_response(limited, api_answer(limited, 302)))
         await waiting
         return time.monotonic()
 
     sent_at = asyncio.run(scenario())
     assert sent_at >= runtime(crawler).pause.paused_until() > backoff_ends + 0.3
-
-
-async def _awaited(result: Any) -> Any:
-    return await result if inspect.isawaitable(result) else result
 
 
 def test_each_new_burst_of_302_pauses_twice_as_long_until_a_success() -> None:

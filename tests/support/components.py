@@ -84,12 +84,15 @@ def api_answer(
     return Response(request.url, status=status, body=body, request=request, flags=flags)
 
 
+async def awaited(result: T | Awaitable[T]) -> T:
+    """The value of a component method that may return a coroutine, inside an event loop."""
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
 def resolve(result: T | Awaitable[T]) -> T:
     """The value of a component method that may return a coroutine (run it to the end)."""
     if inspect.isawaitable(result):
-
-        async def wait() -> T:
-            return await result  # type: ignore[misc]
-
-        return asyncio.run(wait())
-    return result  # type: ignore[return-value]
+        return asyncio.run(awaited(result))
+    return result
