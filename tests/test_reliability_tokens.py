@@ -152,7 +152,13 @@ def test_tokens_used_up_one_after_another_mid_run(
     assert len(stats["success_by_note"]) == 15
     assert Counter(n["noteId"] for n in result.notes) == Counter(stats["success_by_note"])
     assert summary["failed"] == 0
-    assert summary["pending"] == len(ids) - 15
+    # The rest is pending (issued, not settled) or not read yet: the seeds are read ahead
+    # of the calls, but when each answer comes back before the next seed is read (a fast
+    # simulator on a loaded machine) the reader is only a call or two ahead.
+    assert 15 < summary["seeds_read"] <= len(ids)
+    assert summary["pending"] == summary["seeds_read"] - 15
+    if concurrency == 1:  # one call in flight: the reader is far ahead
+        assert summary["pending"] == len(ids) - 15
     _assert_tokens_reported(result, sim, dict.fromkeys((A, B, C), "pgy_quota_exceeded"))
     if concurrency == 1:
         assert stats["by_token"] == {A: 6, B: 6, C: 6}
