@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scrapy.settings import BaseSettings
+from scrapy.utils.misc import load_object
 
 from pgy_spider import jobstate, seeds
 from pgy_spider.config import PgyConfig
@@ -24,6 +25,7 @@ from pgy_spider.xlsxexport import xlsx_feed_problem
 def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     """Raise a UserError for the first problem found; return warnings to show."""
     config = PgyConfig.from_settings(settings)
+    check_event_loop(settings)
     files = split_paths(spargs.get("ids_file"))
     inline = [p for p in str(spargs.get("ids") or "").split(",") if p.strip()]
     ids_url = str(spargs.get("ids_url") or "").strip()
@@ -53,6 +55,21 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
         sources = source_identities(raw_inline, files, ids_url or None) if has_seeds else None
         check_run(config.queue, sources)
     return warnings
+
+
+def check_event_loop(settings: BaseSettings) -> None:
+    """Scrapy loads ASYNCIO_EVENT_LOOP as it starts, and a wrong one (an empty ``-s
+    ASYNCIO_EVENT_LOOP=`` meant to switch uvloop off, a typo) ends in a traceback there."""
+    path = settings.get("ASYNCIO_EVENT_LOOP")
+    if path is None:
+        return
+    hint = "give a full path: uvloop.Loop, or asyncio.SelectorEventLoop for asyncio's own loop"
+    if not str(path).strip():
+        raise ConfigError(f"ASYNCIO_EVENT_LOOP is empty: {hint}")
+    try:
+        load_object(path)
+    except (ValueError, ImportError, NameError, AttributeError) as exc:
+        raise ConfigError(f"ASYNCIO_EVENT_LOOP={path!r} cannot be loaded ({exc}): {hint}") from None
 
 
 def check_resumable_outputs(settings: BaseSettings, config: PgyConfig, *, resuming: bool) -> None:

@@ -76,6 +76,18 @@ def test_bad_base_url(tmp_path: Path, sim: SimulatorClient) -> None:
     _assert_user_error(result, sim, "PGY_BASE_URL")
 
 
+def test_an_empty_event_loop_setting(tmp_path: Path, sim: SimulatorClient) -> None:
+    # What a user tries first to run without uvloop: one line saying what to give instead.
+    result = run_crawl(
+        tmp_path,
+        "-a",
+        f"ids={make_note_id(0)}",
+        sim_url=sim.url,
+        settings={"ASYNCIO_EVENT_LOOP": ""},
+    )
+    _assert_user_error(result, sim, "ASYNCIO_EVENT_LOOP", "asyncio.SelectorEventLoop")
+
+
 def test_no_seeds_argument(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(tmp_path, sim_url=sim.url)
     _assert_user_error(result, sim, "no seeds", "ids_file", "ids_url")

@@ -102,3 +102,26 @@ def test_mongodb_unreachable_is_a_user_error(tmp_path: Path) -> None:
 def test_a_bad_number_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PGY_RETRY_TIMES"):
         preflight(_settings(tmp_path, PGY_RETRY_TIMES="x"), {"ids": "a"})
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("", ["ASYNCIO_EVENT_LOOP is empty", "asyncio.SelectorEventLoop"]),
+        ("uvloop", ["'uvloop'", "not a full path", "uvloop.Loop"]),
+        ("no_such_module.Loop", ["'no_such_module.Loop'", "asyncio.SelectorEventLoop"]),
+        ("asyncio.NoSuchLoop", ["'asyncio.NoSuchLoop'", "NoSuchLoop"]),
+    ],
+)
+def test_an_event_loop_scrapy_cannot_load_is_one_line(
+    tmp_path: Path, value: str, words: list[str]
+) -> None:
+    message = _error(_settings(tmp_path, ASYNCIO_EVENT_LOOP=value), {"ids": "a"})
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize("value", [None, "asyncio.SelectorEventLoop", "uvloop.Loop"])
+def test_a_loadable_event_loop_passes(tmp_path: Path, value: str | None) -> None:
+    settings = _settings(tmp_path, ASYNCIO_EVENT_LOOP=value)
+    assert preflight(settings, {"ids_file": _seed_file(tmp_path)}) == []
