@@ -323,23 +323,36 @@ def _kol(user: _UserInfo | None) -> dict[str, Any] | None:
     }
 
 
+# "YYYY-MM-DD" by days since the epoch: a crawl's notes were made on a few thousand days,
+# and formatting the date is most of the cost of a timestamp (this runs 3x per note).
+_DAYS: dict[int, str] = {}
+_MAX_DAYS: Final = 8192
+
+
 def _iso_epoch_ms(epoch_ms: int | None) -> str | None:
-    # gmtime + strftime: ~40% cheaper than datetime arithmetic, and this runs 3x per note.
     if epoch_ms is None:
         return None
     seconds, millis = divmod(epoch_ms, 1000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"  # millis only when there are any
+    day, second = divmod(seconds, 86_400)
+    date = _DAYS.get(day)
+    if date is None:
+        if len(_DAYS) >= _MAX_DAYS:
+            _DAYS.clear()
+        date = _DAYS[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
+    hour, rest = divmod(second, 3600)
+    minute, second = divmod(rest, 60)
+    if millis:  # millis only when there are any
+        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def _iso_datetime(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         # A naive datetime is usually local time; guessing would silently shift fetchedAt.
         raise ValueError("fetched_at must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    millis = utc.microsecond // 1000
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+    # isoformat: about half the cost of strftime; "2026-11-27T08:30:15.250+00:00" -> "...15.250Z".
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6]
+    return f"{text[:-4]}Z" if text.endswith(".000") else f"{text}Z"
 
 
 def _invalid_from(exc: ValidationError) -> InvalidNote:

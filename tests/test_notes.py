@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import datetime, timedelta, timezone
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -262,6 +263,33 @@ def test_fetched_at_is_converted_to_utc() -> None:
     fetched = datetime(2026, 11, 27, 16, 30, 15, 250_000, tzinfo=china)
     note = normalize_note(sample_data(), requested_id=NOTE_ID, fetched_at=fetched)
     assert note["fetchedAt"] == "2026-11-27T08:30:15.250Z"
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds only when there are any: the oracle."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    millis = moment.microsecond // 1000
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
+def test_timestamps_match_datetime_over_their_whole_range() -> None:
+    # Dates are formatted once per day (a cache) and the time of day by arithmetic: checked
+    # against datetime's own calendar from 1970 to the year 9999, either side of midnight.
+    rnd = random.Random(7)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    values = [0, 1, 999, 1000, 86_399_999, 86_400_000, 951_782_400_000, 253_402_300_799_999]
+    values += [rnd.randrange(253_402_300_800_000) for _ in range(3000)]
+    for value in values:
+        data = {"noteId": NOTE_ID, "time": {"createTime": value}}
+        note = normalize_note(data, requested_id=NOTE_ID, fetched_at=FETCHED_AT)
+        assert note["createdAt"] == _iso(epoch + timedelta(milliseconds=value)), value
+    for _ in range(3000):
+        zone = timezone(timedelta(minutes=rnd.randrange(-720, 840)))
+        moment = (
+            epoch + timedelta(microseconds=rnd.randrange(253_400_000_000_000_000))
+        ).astimezone(zone)
+        note = normalize_note({"noteId": NOTE_ID}, requested_id=NOTE_ID, fetched_at=moment)
+        assert note["fetchedAt"] == _iso(moment), moment
 
 
 def test_naive_fetched_at_is_a_programming_error_not_an_invalid_note() -> None:
