@@ -8,6 +8,7 @@ pipelines only decide *when* to apply them.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,13 @@ def note_url(base_url: str, note_id: str) -> str:
 
 def with_token(url: str, token: str) -> str:
     """Add the token as the API wants it; only ever called at the moment of sending."""
-    return f"{url}&token={quote(token, safe='')}"
+    return f"{url}&token={_quoted(token)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _quoted(token: str) -> str:
+    # A run has a handful of tokens: quote each once, not once per call.
+    return quote(token, safe="")
 
 
 # -- tokens ------------------------------------------------------------------
