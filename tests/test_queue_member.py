@@ -300,6 +300,60 @@ def test_keys_written_again_after_the_end_get_the_runs_lifetime_too(
     assert all(0 < ttl <= 3_600_000 + 60_000 for ttl in lifetimes.values()), lifetimes
 
 
+def test_a_late_joiner_killed_right_after_its_first_writes_leaves_no_key_for_good(
+    redis_url: str, run_name: str, client: redis.Redis
+) -> None:
+    cfg = config(redis_url, run_name)
+    k = keys.RunKeys(run_name)
+
+    async def scenario() -> None:
+        finisher = await _run_with(cfg, 3)
+        await settle_all(finisher, await finisher.take(10, 100))
+        assert await finisher.run_finished()
+        await finisher.finish_run()
+        await finisher.close("finished")
+        # Its heartbeat, info and tokens' fingerprints written, the late worker is killed
+        # before it could look at the end of the run (KEEP_LIFETIME never runs).
+        client.delete(k.beats, k.info)  # as after the last worker's fields were dropped
+        late = Member(cfg)
+        assert await late.join(None, lambda: False)
+        late.fingerprints = ["fp-of-its-token"]
+        await late.look()
+        await late.beat()
+        late.die()
+        await late.disconnect()
+
+    run(scenario())
+    lifetimes = _lifetimes(client, run_name)
+    assert {k.tokens, k.beats, k.info} <= set(lifetimes), lifetimes
+    assert all(0 < ttl <= 3_600_000 + 60_000 for ttl in lifetimes.values()), lifetimes
+
+
+def test_a_stopped_runs_keys_written_again_keep_no_lifetime(
+    redis_url: str, run_name: str, client: redis.Redis
+) -> None:
+    # Not finished (stopped, or still going): nothing of it expires on its own.
+    cfg = config(redis_url, run_name)
+    k = keys.RunKeys(run_name)
+
+    async def scenario() -> None:
+        first = await _run_with(cfg, 3)
+        other = Member(cfg)
+        assert await other.join(None, lambda: False)
+        other.fingerprints = ["fp-of-its-token"]
+        await other.look()
+        await other.beat()
+        other.die()
+        first.die()
+        await other.disconnect()
+        await first.disconnect()
+
+    run(scenario())
+    lifetimes = _lifetimes(client, run_name)
+    assert {k.tokens, k.beats, k.info, k.meta} <= set(lifetimes), lifetimes
+    assert all(ttl == -1 for ttl in lifetimes.values()), lifetimes
+
+
 def test_a_run_whose_finisher_stopped_half_way_still_gets_its_lifetime(
     redis_url: str, run_name: str, client: redis.Redis
 ) -> None:

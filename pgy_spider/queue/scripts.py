@@ -42,7 +42,9 @@ The controls every process of a run shares (:mod:`.pause`, :mod:`.tokens`, :mod:
   atomically against ``spent + held``; settles applied once each (a batch number per worker);
   what a worker still holds when it ends counted as spent.
 - :data:`FINISH`: a finished run's keys given their lifetime (``PGY_RUN_TTL_HOURS``);
-  :data:`KEEP_LIFETIME`: and those written again after that (which came back without one).
+  :data:`KEEP_LIFETIME`: and those written again after that (which came back without one);
+  the scripts a worker joining a finished run still runs (BEAT, LOOK, TOKENS) give a key they
+  created again the run's lifetime themselves, so a kill in between leaves none behind.
 
 Entries are removed with ``XDEL`` once settled and the stream is never trimmed: Redis 7.0
 drops pending entries that ``MAXLEN``/``MINID`` trims away, a silent seed loss.
@@ -211,6 +213,20 @@ local function give_back(stream, group, id)
 end
 """
 
+# A key of a finished run that this script created again (a worker joined the finished run:
+# its heartbeat, its info, its tokens) gets the run's remaining lifetime at once. KEEP_LIFETIME
+# does it too, but only later: a worker killed in between would leave the key for good.
+_KEEP_LIFE = """
+local function keep_life(meta, key)
+  if redis.call('PTTL', key) == -1 and redis.call('HEXISTS', meta, 'finished') == 1 then
+    local ttl = redis.call('PTTL', meta)
+    if ttl > 0 then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
+"""
+
 # KEYS: stream, counts;  ARGV: group, me -> entries handed back
 # Every entry the stopping worker owns, also those it never saw (a read cut short by the
 # stop delivered them without a reply).
@@ -238,6 +254,7 @@ return n
 # -> {lost IDs, reader done (0/1), stream length, Redis time ms, lease holder ("" none)}
 BEAT = (
     _GIVE_BACK
+    + _KEEP_LIFE
     + """
 local beats, info, stream, lease, meta, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5],
   KEYS[6]
@@ -246,6 +263,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', beats, me, now)
 redis.call('HSET', info, me, ARGV[4])
+keep_life(meta, beats)
+keep_life(meta, info)
 local known = {}
 for i = 6, #ARGV do
   known[ARGV[i]] = true
@@ -271,6 +290,7 @@ for i = 1, #refresh, 500 do
 end
 if handed > 0 then
   redis.call('HINCRBY', counts, 'handed_back', handed)
+  keep_life(meta, counts)
 end
 local lost = {}
 for i = 6, #ARGV do
@@ -369,13 +389,16 @@ return {1, pause, pause}
 # -> {ms left of the pause, its level, the run's stop ("" none), {fp, reason, ...}, spent}
 LOOK = (
     _NOW
+    + _KEEP_LIFE
     + """
 local now = now_ms()
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'level', 0)
+  keep_life(KEYS[3], KEYS[1])
 end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+  keep_life(KEYS[3], KEYS[4])
 end
 local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 local left = until_ - now
@@ -395,11 +418,13 @@ return {left, tonumber(redis.call('HGET', KEYS[1], 'level') or '0'),
 #    whole run is stopped)
 TOKENS = (
     _NOW
+    + _KEEP_LIFE
     + """
 local retired, tokens, beats, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local me = ARGV[1]
 if ARGV[2] ~= '' then
   redis.call('HSETNX', retired, ARGV[2], ARGV[3])
+  keep_life(meta, retired)
 end
 local mine = {}
 for i = 6, #ARGV do
@@ -408,6 +433,7 @@ for i = 6, #ARGV do
   end
 end
 redis.call('HSET', tokens, me, table.concat(mine, ' '))
+keep_life(meta, tokens)
 if #mine > 0 then
   return 'ok'
 end
