@@ -267,6 +267,24 @@ def _lifetimes(client: redis.Redis, run_name: str) -> dict[str, int]:
     return {key.decode(): client.pttl(key) for key in run_keys(client, run_name)}
 
 
+async def _finished_run(cfg: QueueConfig) -> None:
+    """A run of 3 notes, every one settled, finished and closed by its only worker."""
+    finisher = await _run_with(cfg, 3)
+    await settle_all(finisher, await finisher.take(10, 100))
+    assert await finisher.run_finished()
+    await finisher.finish_run()
+    await finisher.close("finished")
+
+
+async def _late_joiner(cfg: QueueConfig) -> Member:
+    """A worker scheduled once more for the finished run, its tokens' fingerprints published."""
+    late = Member(cfg)
+    assert await late.join(None, lambda: False)
+    late.fingerprints = ["fp-of-its-token"]
+    await late.look()
+    return late
+
+
 def test_keys_written_again_after_the_end_get_the_runs_lifetime_too(
     redis_url: str, run_name: str, client: redis.Redis
 ) -> None:
@@ -274,21 +292,14 @@ def test_keys_written_again_after_the_end_get_the_runs_lifetime_too(
     run_keys_ = keys.RunKeys(run_name)
 
     async def scenario() -> None:
-        finisher = await _run_with(cfg, 3)
-        await settle_all(finisher, await finisher.take(10, 100))
-        assert await finisher.run_finished()
-        await finisher.finish_run()
-        await finisher.close("finished")
+        await _finished_run(cfg)
         lifetimes = _lifetimes(client, run_name)
         assert run_keys_.tokens not in lifetimes  # every worker's tokens dropped at its close
         assert lifetimes and all(ttl > 0 for ttl in lifetimes.values()), lifetimes
         # A worker that joins the finished run (scheduled once more) writes its heartbeat and
         # its tokens' fingerprints: the tokens hash is a new key. It sees the end, as its seed
         # source does, and is then killed before it can close.
-        late = Member(cfg)
-        assert await late.join(None, lambda: False)
-        late.fingerprints = ["fp-of-its-token"]
-        await late.look()
+        late = await _late_joiner(cfg)
         assert await late.run_finished()
         await late.finish_run()
         late.die()
@@ -307,18 +318,11 @@ def test_a_late_joiner_killed_right_after_its_first_writes_leaves_no_key_for_goo
     k = keys.RunKeys(run_name)
 
     async def scenario() -> None:
-        finisher = await _run_with(cfg, 3)
-        await settle_all(finisher, await finisher.take(10, 100))
-        assert await finisher.run_finished()
-        await finisher.finish_run()
-        await finisher.close("finished")
+        await _finished_run(cfg)
         # Its heartbeat, info and tokens' fingerprints written, the late worker is killed
         # before it could look at the end of the run (KEEP_LIFETIME never runs).
         client.delete(k.beats, k.info)  # as after the last worker's fields were dropped
-        late = Member(cfg)
-        assert await late.join(None, lambda: False)
-        late.fingerprints = ["fp-of-its-token"]
-        await late.look()
+        late = await _late_joiner(cfg)
         await late.beat()
         late.die()
         await late.disconnect()
