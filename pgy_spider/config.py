@@ -88,6 +88,7 @@ class PgyConfig:
     progress_interval: float
     checkpoint_seconds: float
     inner_download_handler: str
+    gc_threshold: int  # 0 = Python's own
     concurrent_requests: int
     jobdir: str | None
     mongo: MongoConfig | None
@@ -120,6 +121,7 @@ class PgyConfig:
             checkpoint_seconds=read.number("PGY_CHECKPOINT_SECONDS", float, minimum=0.01),
             inner_download_handler=read.text("PGY_INNER_DOWNLOAD_HANDLER")
             or str(_DEFAULTS["PGY_INNER_DOWNLOAD_HANDLER"]),
+            gc_threshold=read.number("PGY_GC_THRESHOLD", int),
             concurrent_requests=read.number("CONCURRENT_REQUESTS", int, minimum=1, default=16),
             jobdir=read.text("JOBDIR"),
             mongo=_mongo_config(read, environ),

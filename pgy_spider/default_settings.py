@@ -26,6 +26,7 @@ PGY_PROGRESS = "auto"  # auto / bar / log / off (pgy_spider.config.PROGRESS_MODE
 PGY_PROGRESS_INTERVAL = 60.0  # seconds between progress lines in the log; 0 = none
 PGY_CHECKPOINT_SECONDS = 1.0  # how often a JOBDIR job makes its resume state durable
 PGY_INNER_DOWNLOAD_HANDLER = "pgy_spider.apiclient.ApiHttpDownloadHandler"
+PGY_GC_THRESHOLD = 500_000  # the collector's first threshold during a crawl; 0 = Python's own
 PGY_REFRESH_HOURS = 24.0
 MONGO_URI = None  # else the MONGO_URI environment variable; unset = no MongoDB
 MONGO_DATABASE = "pgy"

@@ -67,6 +67,8 @@ def test_tokens_and_uri_never_in_the_repr() -> None:
         ({"PGY_RETRY_TIMES": "many"}, "PGY_RETRY_TIMES='many' is not an integer"),
         ({"PGY_RETRY_BACKOFF": -1}, "PGY_RETRY_BACKOFF=-1 must be 0 or more"),
         ({"CONCURRENT_REQUESTS": 0}, "CONCURRENT_REQUESTS=0 must be greater than 0"),
+        ({"PGY_GC_THRESHOLD": "lots"}, "PGY_GC_THRESHOLD='lots' is not an integer"),
+        ({"PGY_GC_THRESHOLD": -1}, "PGY_GC_THRESHOLD=-1 must be 0 or more"),
         ({"PGY_ID_TIME_CHECK": "maybe"}, "PGY_ID_TIME_CHECK='maybe' is not a boolean"),
         ({"PGY_REGION": "mars"}, "PGY_REGION='mars' is not a known region"),
         ({"PGY_BASE_URL": "ftp://x"}, "is not an http(s) URL"),
