@@ -90,7 +90,7 @@ def test_fatal_code_stops_the_crawl(
 
 
 def test_stop_makes_no_new_call_beyond_in_flight(tmp_path: Path, sim: SimulatorClient) -> None:
-    ids = make_note_ids(30)
+    ids = make_note_ids(100)  # more than the reader reads ahead (32 at least)
     sim.configure(latency_ms=150)
     result = _crawl(tmp_path, sim, ids, token="unknown-token", CONCURRENT_REQUESTS=4)
     assert result.returncode == 3, result
@@ -98,6 +98,10 @@ def test_stop_makes_no_new_call_beyond_in_flight(tmp_path: Path, sim: SimulatorC
     # At most the first wave (already in flight when the first 100 came back) was sent.
     assert sim.stats()["calls"] <= 4
     assert result.summary["pending"] == result.summary["seeds_read"]
+    # The reader stopped at the stop: the seeds it never read are in no count, and say so.
+    assert result.summary["seeds_read"] < len(ids)
+    assert result.summary["all_seeds_read"] is False
+    assert "(the seeds not read yet are in no count)" in result.stderr
     assert result.failed == []
 
 

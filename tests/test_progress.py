@@ -197,7 +197,7 @@ def test_display_on_a_terminal_keeps_log_lines_whole_and_gives_the_log_back(
     assert len(final[2]) == COLUMNS and LINE.match(ended), final
     assert ended.endswith(
         "ERROR: Run ended (shutdown, exit 4): 3 notes written, 0 failed, 0 rejected, "
-        f"2 pending; summary in {tmp_path}/summary.json"
+        f"2 pending (the seeds not read yet are in no count); summary in {tmp_path}/summary.json"
     ), final
     assert not any("━" in row or "settled" in row for row in final), final  # display gone
     table = "\n".join(final[title:])

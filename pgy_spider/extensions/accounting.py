@@ -455,7 +455,7 @@ class RunAccounting:
             self._runtime.output_failed(self.paths.summary, exc)
         log = logger.info if code == exitcodes.OK else logger.error
         log(
-            "Run ended (%s, exit %s): %s notes written, %s failed, %s rejected, %s pending; "
+            "Run ended (%s, exit %s): %s notes written, %s failed, %s rejected, %s pending%s; "
             "summary in %s",
             reason,
             code,
@@ -463,6 +463,7 @@ class RunAccounting:
             counts["failed"],
             counts["rejected"],
             counts["pending"],
+            "" if self.reading_done else " (the seeds not read yet are in no count)",
             self.paths.summary,
         )
 
@@ -503,6 +504,9 @@ class RunAccounting:
             "end_time": datetime.now(UTC).isoformat(),
             "api_base": config.base_url if config else None,
             **counts,
+            # False: the run stopped before the end of its input; the seeds after the last
+            # one read are in no count above (a resumed job, or the run again, reads them).
+            "all_seeds_read": self.reading_done,
             "requests_sent": stats.get("pgy/requests_sent", 0),
             "api_calls": stats.get("pgy/api_calls", 0),
             "calls_by_code": _prefixed(stats, "pgy/code/"),

@@ -19,6 +19,8 @@ def assert_balanced(summary: dict[str, Any]) -> None:
         + summary["pending"]
     )
     assert summary["seeds_read"] == settled, summary
+    if summary["finish_reason"] == "finished":
+        assert summary["all_seeds_read"] is True, summary
     assert summary["balanced"] is True, summary
     assert sum(summary["rejected_by_reason"].values()) == summary["rejected"]
     assert sum(summary["failed_by_reason"].values()) == summary["failed"]
