@@ -57,6 +57,7 @@ from twisted.python.failure import Failure
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,34 @@ _ip_address = functools.lru_cache(maxsize=64)(ipaddress.ip_address)
 # decides from these two headers alone (the URL and the body are looked at only when they
 # name no class), so it is asked once per pair instead of once per call.
 _CLASS_BY_TYPE: dict[tuple[bytes | None, bytes | None], type[Response]] = {}
+
+
+# What the TLS context is made of (Scrapy's _make_ssl_context reads these).
+TLS_SETTINGS = (
+    "DOWNLOADER_CLIENT_TLS_CIPHERS",
+    "DOWNLOAD_TLS_MIN_VERSION",
+    "DOWNLOAD_TLS_MAX_VERSION",
+)
+
+
+def tls_settings_problem(settings: BaseSettings) -> str | None:
+    """Why the TLS settings cannot make a context, or None. The client builds its context at
+    its first TLS call: checked before the crawl, a wrong value is one clear line instead
+    of every call failing. Only a project that changed them pays for building one here."""
+    ciphers = settings.get("DOWNLOADER_CLIENT_TLS_CIPHERS")
+    if ciphers == "DEFAULT" and all(settings.get(name) is None for name in TLS_SETTINGS[1:]):
+        return None
+    try:
+        _make_ssl_context(settings)
+    except ssl.SSLError as exc:
+        detail = str(exc.args[-1] if exc.args else exc).rstrip(".")
+        return (
+            f"DOWNLOADER_CLIENT_TLS_CIPHERS={ciphers!r} is not valid ({detail}): "
+            "give an OpenSSL cipher list, or DEFAULT"
+        )
+    except ValueError as exc:  # "Unknown DOWNLOAD_TLS_MIN_VERSION value: ..."
+        return f"{exc}: use TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3"
+    return None
 
 
 def _response_class(headers: Headers, url: str, body: bytes) -> type[Response]:
@@ -122,7 +151,12 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
         self._dataloss_warned = False
         self._tls_verbose = settings.getbool("DOWNLOADER_CLIENT_TLS_VERBOSE_LOGGING")
         self._proxy_auth_encoding = settings.get("HTTPPROXY_AUTH_ENCODING") or "latin-1"
-        self._ssl: ssl.SSLContext = _make_ssl_context(settings)
+        self._settings = settings
+        # Built for the first call that may need TLS (an https URL, or any proxy), once:
+        # loading the CA certificates costs ~25 ms of each client's start-up, for nothing
+        # in a run whose calls are all plain HTTP (and the http and https handlers each
+        # have a client).
+        self._ssl: ssl.SSLContext | None = None
         self._limit = max(settings.getint("CONCURRENT_REQUESTS"), 1)
         self._bind_address = _bind_address(settings.get("DOWNLOAD_BIND_ADDRESS"))
         self._signals = crawler.signals
@@ -160,6 +194,11 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
             timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
         return timeout
 
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = _make_ssl_context(self._settings)
+        return self._ssl
+
     # -- one download -----------------------------------------------------------------
 
     async def download_request(self, request: Request, url: str | None = None) -> Response:
@@ -171,6 +210,7 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
             session = self._session or self._default_session()
         else:
             session = self._get_session(_bind_address(bind))
+        raw_url = request.url if url is None else url
         target: str | yarl.URL
         if url is not None:
             # The token handler's URL: request.url (percent-encoded by Scrapy) plus a quoted
@@ -207,7 +247,7 @@ class ApiHttpDownloadHandler(BaseDownloadHandler):
                 data=request.body or None,
                 headers=headers,
                 timeout=self._timeout(timeout),
-                ssl=self._ssl,
+                ssl=self._tls() if proxy or raw_url[:6].lower() == "https:" else True,
                 allow_redirects=False,
                 proxy=proxy,
                 proxy_headers=proxy_headers,

@@ -15,6 +15,7 @@ from scrapy.settings import BaseSettings
 from scrapy.utils.misc import load_object
 
 from pgy_spider import jobstate, seeds
+from pgy_spider.apiclient import tls_settings_problem
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
 from pgy_spider.feeds import feeds_of, jobdir_feed_problem
@@ -26,6 +27,8 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     """Raise a UserError for the first problem found; return warnings to show."""
     config = PgyConfig.from_settings(settings)
     check_event_loop(settings)
+    if problem := tls_settings_problem(settings):
+        raise ConfigError(problem)
     files = split_paths(spargs.get("ids_file"))
     inline = [p for p in str(spargs.get("ids") or "").split(",") if p.strip()]
     ids_url = str(spargs.get("ids_url") or "").strip()

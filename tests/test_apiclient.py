@@ -45,8 +45,10 @@ from scrapy.exceptions import (
 )
 from scrapy.http import JsonResponse, Response
 from scrapy.responsetypes import responsetypes
+from scrapy.utils.ssl import _make_ssl_context as make_ssl_context
 from scrapy.utils.test import get_crawler
 
+from pgy_spider import apiclient
 from pgy_spider.api import with_token
 from pgy_spider.apiclient import ApiHttpDownloadHandler
 from pgy_spider.meta import API as META_API
@@ -520,6 +522,30 @@ def test_certificates_are_verified_only_when_asked(dest: Servers) -> None:
     assert dest.https.received == []  # the request never left
     fetch(Request(dest.https.url("/api")), DOWNLOAD_VERIFY_CERTIFICATES=False)
     assert len(dest.https.received) == 1
+
+
+def test_the_tls_context_is_built_at_the_first_tls_call_only(
+    dest: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading the CA certificates is ~25 ms of start-up per client (one per scheme): a run
+    # whose calls are all plain HTTP never pays it, a TLS run pays it once.
+    built: list[object] = []
+
+    def counting(settings: Any) -> ssl.SSLContext:
+        built.append(settings)
+        return make_ssl_context(settings)
+
+    monkeypatch.setattr(apiclient, "_make_ssl_context", counting)
+
+    async def body(handler: ApiHttpDownloadHandler) -> None:
+        await handler.download_request(Request(dest.http.url("/api")))
+        assert built == []
+        await handler.download_request(Request(dest.https.url("/api")))
+        await handler.download_request(Request(dest.https.url("/api")))
+        assert len(built) == 1
+
+    run(body, DOWNLOAD_VERIFY_CERTIFICATES=False)
+    assert len(dest.https.received) == 2
 
 
 def test_tls_details_are_logged_when_asked(dest: Servers, caplog: pytest.LogCaptureFixture) -> None:

@@ -88,6 +88,24 @@ def test_an_empty_event_loop_setting(tmp_path: Path, sim: SimulatorClient) -> No
     _assert_user_error(result, sim, "ASYNCIO_EVENT_LOOP", "asyncio.SelectorEventLoop")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("DOWNLOADER_CLIENT_TLS_CIPHERS", "NO-SUCH-CIPHER", ("TLS_CIPHERS", "cipher list")),
+        ("DOWNLOAD_TLS_MIN_VERSION", "TLSv9", ("DOWNLOAD_TLS_MIN_VERSION", "TLSv1.2")),
+    ],
+)
+def test_tls_settings_that_make_no_tls_context(
+    tmp_path: Path, sim: SimulatorClient, setting: str, value: str, words: tuple[str, ...]
+) -> None:
+    # The client builds its TLS context at its first TLS call: without this check every
+    # note of the run failed as a transport error, exit 0.
+    result = run_crawl(
+        tmp_path, "-a", f"ids={make_note_id(0)}", sim_url=sim.url, settings={setting: value}
+    )
+    _assert_user_error(result, sim, *words)
+
+
 def test_no_seeds_argument(tmp_path: Path, sim: SimulatorClient) -> None:
     result = run_crawl(tmp_path, sim_url=sim.url)
     _assert_user_error(result, sim, "no seeds", "ids_file", "ids_url")
