@@ -15,7 +15,6 @@ from scrapy.settings import BaseSettings
 from scrapy.utils.misc import load_object
 
 from pgy_spider import jobstate, seeds
-from pgy_spider.apiclient import tls_settings_problem
 from pgy_spider.config import PgyConfig
 from pgy_spider.errors import ConfigError
 from pgy_spider.feeds import feeds_of, jobdir_feed_problem
@@ -27,6 +26,9 @@ def preflight(settings: BaseSettings, spargs: Mapping[str, Any]) -> list[str]:
     """Raise a UserError for the first problem found; return warnings to show."""
     config = PgyConfig.from_settings(settings)
     check_event_loop(settings)
+    # Imported here: the crawl imports the client anyway, the other commands need not.
+    from pgy_spider.apiclient import tls_settings_problem
+
     if problem := tls_settings_problem(settings):
         raise ConfigError(problem)
     files = split_paths(spargs.get("ids_file"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from pgy_spider.errors import ConfigError, UserError
 from pgy_spider.preflight import preflight
 from pgy_spider.seeds import SeedFileError
 from tests.support.components import settings_dict
+from tests.support.crawl import REPO, crawl_env
 
 
 @pytest.fixture(autouse=True)
@@ -125,3 +128,22 @@ def test_an_event_loop_scrapy_cannot_load_is_one_line(
 def test_a_loadable_event_loop_passes(tmp_path: Path, value: str | None) -> None:
     settings = _settings(tmp_path, ASYNCIO_EVENT_LOOP=value)
     assert preflight(settings, {"ids_file": _seed_file(tmp_path)}) == []
+
+
+def test_the_crawl_command_module_imports_no_http_client() -> None:
+    # Scrapy imports every command module for every `scrapy ...` (Scrapyd's `scrapy list`
+    # on each upload, `scrapy pgy_status`): the preflight's TLS check imports the client
+    # (aiohttp, ~0.2 s with its TLS contexts) only when a crawl is checked.
+    code = (
+        "import sys, pgy_spider.commands.crawl\n"
+        "print([m for m in ('aiohttp', 'pgy_spider.apiclient') if m in sys.modules])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=crawl_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "[]"
