@@ -57,9 +57,15 @@ def test_quota_stop_then_resume_gives_exactly_the_uninterrupted_notes(
     assert stats["success_by_note"] == dict.fromkeys(ids, 1)
     assert calls_before_resume.get("303", 0) >= 1
 
-    # Running the finished job again costs nothing.
-    third = run_crawl(tmp_path, *args, sim_url=sim.url, settings=settings)
-    assert third.returncode == 0, third
+    # Running the finished job again costs nothing, and it stays finished: every later
+    # run says so, with the counts of the job and its input read to the end.
+    for _ in range(2):
+        again = run_crawl(tmp_path, *args, sim_url=sim.url, settings=settings)
+        assert again.returncode == 0, again
+        assert "This job already finished" in again.stderr
+        assert again.summary["all_seeds_read"] is True
+        assert again.summary["notes_written"] == 40
+        assert_balanced(again.summary)
     assert sim.stats()["calls"] == stats["calls"]
 
 

@@ -96,6 +96,7 @@ class NoteDetailSpider(Spider):
         self._runtime = runtime
         if accounting.finished:
             logger.info("This job already finished (JOBDIR); nothing left to do")
+            accounting.done_reading()  # in an earlier session: the job stays finished
             return
         if accounting.resumed:
             counts = accounting.counts()
