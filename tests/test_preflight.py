@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from pgy_spider.errors import ConfigError, UserError
 from pgy_spider.preflight import preflight
 from pgy_spider.seeds import SeedFileError
 from tests.support.components import settings_dict
-from tests.support.crawl import REPO, crawl_env
+from tests.support.crawl import modules_loaded_by
 
 
 @pytest.fixture(autouse=True)
@@ -134,16 +132,5 @@ def test_the_crawl_command_module_imports_no_http_client() -> None:
     # Scrapy imports every command module for every `scrapy ...` (Scrapyd's `scrapy list`
     # on each upload, `scrapy pgy_status`): the preflight's TLS check imports the client
     # (aiohttp, ~0.2 s with its TLS contexts) only when a crawl is checked.
-    code = (
-        "import sys, pgy_spider.commands.crawl\n"
-        "print([m for m in ('aiohttp', 'pgy_spider.apiclient') if m in sys.modules])"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=crawl_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout.strip() == "[]"
+    client = ("aiohttp", "pgy_spider.apiclient")
+    assert modules_loaded_by("pgy_spider.commands.crawl", client) == []

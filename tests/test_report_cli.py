@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from parsel import Selector
 
-from tests.support.crawl import REPO, crawl_env
+from tests.support.crawl import REPO, crawl_env, modules_loaded_by
 from tests.support.report import (
     EMOJI_TITLE,
     EVIL_CREATOR,
@@ -239,20 +239,8 @@ def test_user_errors_exit_2_with_one_line(
 def test_the_command_module_imports_nothing_heavy() -> None:
     # Scrapy imports every command module for every `scrapy ...`: start-up must not pay
     # for matplotlib, Jinja2, pymongo or the report itself.
-    code = (
-        "import sys, pgy_spider.commands.pgy_report\n"
-        "heavy = ('matplotlib', 'jinja2', 'pymongo', 'ijson', 'numpy', 'pgy_spider.report')\n"
-        "print([m for m in heavy if m in sys.modules])"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=crawl_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout.strip() == "[]"
+    heavy = ("matplotlib", "jinja2", "pymongo", "ijson", "numpy", "pgy_spider.report")
+    assert modules_loaded_by("pgy_spider.commands.pgy_report", heavy) == []
 
 
 def test_listed_among_scrapy_commands() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,22 @@ def crawl_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONWARNINGS"] = "error::DeprecationWarning:pgy_spider"
     env.update(extra or {})
     return env
+
+
+def modules_loaded_by(module: str, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` a fresh interpreter has in ``sys.modules`` after importing
+    ``module`` (with the crawl's environment): for checks that start-up stays light."""
+    code = f"import sys, {module}\nprint(repr([m for m in {tuple(names)!r} if m in sys.modules]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=crawl_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded: list[str] = ast.literal_eval(proc.stdout.strip())
+    return loaded
 
 
 def crawl_command(
