@@ -71,7 +71,7 @@ FULL = Plan(
             0,
             64,
             5000,
-            ("r", "b", "c"),
+            ("r", "b", "f", "c"),
             notes_by_variant={"b": 1000},
         ),
         Regime(

@@ -39,7 +39,7 @@ from bench.mongo import BenchMongo
 from bench.regimes import Plan, Regime
 from bench.sim import Simulator
 
-STARTUP_VARIANTS = ("r", "b", "c", "cm")  # the contenders that get 1-note runs
+STARTUP_VARIANTS = ("r", "b", "f", "c", "cm")  # the contenders that get 1-note runs
 IMPORT_SCRAPY = "import-scrapy"
 
 
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     mongo_problem: str | None = None
     redis_problem: str | None = None
     failure: str | None = None
-    available = {"r", "a", "b", "c", "cs", "cm", *variants.QUEUE_VARIANTS}
+    available = {"r", "a", "b", "f", "c", "cs", "cm", *variants.QUEUE_VARIANTS}
     try:
         log(f"simulator at {bench.sim.url}")
         if any("cm" in r.variants for r in plan.regimes):

@@ -6,6 +6,9 @@
 - ``b``: ``scrapy runspider bench/bare_spider.py`` — a bare spider, Scrapy's default settings
   except ``CONCURRENT_REQUESTS`` = ``CONCURRENT_REQUESTS_PER_DOMAIN`` = C and ``LOG_LEVEL=INFO``,
   run from a directory without ``scrapy.cfg`` so that no project setting applies;
+- ``f``: ``scrapy runspider bench/floor_spider.py`` — Scrapy's floor: the raw client's work
+  inside Scrapy with every lean setting of the project and a minimal aiohttp download handler,
+  none of the project's own work (what any spider on Scrapy's engine costs per call);
 - ``c``: ``scrapy crawl note_detail`` with the project's settings and default pipelines,
   ``-s CONCURRENT_REQUESTS=C`` (the spider applies it to the API host itself);
 - ``cs``: ``c`` over (c)+MongoDB's smaller N, when that differs, for a like-for-like ratio;
@@ -33,12 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.sim import REPO_ROOT, TOKEN
+from pgy_spider import settings as project_settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 LABELS = {
     "r": "raw aiohttp client",
     "a": "(a) naive `requests.get` loop",
     "b": "(b) bare Scrapy spider",
+    "f": "(f) Scrapy's floor (lean settings, minimal handler, no project code)",
     "c": "(c) `scrapy crawl note_detail`",
     "cs": "(c) at (c)+MongoDB's N",
     "cm": "(c) + MongoDB",
@@ -107,6 +112,8 @@ def build(
         return naive(ids_file, sim_url, work)
     if variant == "b":
         return bare(ids_file, sim_url, work, concurrency)
+    if variant == "f":
+        return floor(ids_file, sim_url, work, concurrency)
     if variant in ("c", "cs"):
         return project(
             ids_file,
@@ -152,6 +159,22 @@ def bare(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
     env = base_env()
     env.pop("PYTHONPATH", None)  # no project code reachable
     return Command(argv, env, work, out)  # work has no scrapy.cfg: Scrapy's defaults
+
+
+def floor(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
+    out = work / "f.jsonl"
+    argv = [sys.executable, "-m", "scrapy", "runspider", str(BENCH_DIR / "floor_spider.py")]
+    argv += ["-a", f"ids_file={ids_file}", "-a", f"base_url={sim_url}", "-a", f"token={TOKEN}"]
+    argv += ["-s", f"CONCURRENT_REQUESTS={concurrency}"]
+    argv += ["-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}"]
+    if project_settings.ASYNCIO_EVENT_LOOP:  # read before the spider's own settings
+        argv += ["-s", f"ASYNCIO_EVENT_LOOP={project_settings.ASYNCIO_EVENT_LOOP}"]
+    argv += ["-s", "LOG_LEVEL=INFO", "-O", str(out)]
+    env = base_env()
+    # The project's settings module and exporter, imported by the spider (no scrapy.cfg in
+    # ``work``, so no project settings apply beyond the spider's own).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return Command(argv, env, work, out)
 
 
 def project(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.support.crawl import REPO
 
-REGIMES = {"0ms-64": {"r", "b", "c"}, "500ms-queue": {"q0", "q1", "q2", "q3"}}
+REGIMES = {"0ms-64": {"r", "b", "f", "c"}, "500ms-queue": {"q0", "q1", "q2", "q3"}}
 
 
 def test_the_quick_benchmark_runs_and_checks_every_contender(tmp_path: Path) -> None:
@@ -43,3 +43,5 @@ def test_the_quick_benchmark_runs_and_checks_every_contender(tmp_path: Path) -> 
     assert any("3 processes / 1 process" in name for name in judged), judged
     # The report a user reads says it too.
     assert "| (c) on Redis, 3 worker processes | 900 |" in proc.stdout
+    # Scrapy's floor ran like any contender, and the report puts it beside the CPU goals.
+    assert "**Scrapy's floor**: (f)" in proc.stdout
