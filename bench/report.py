@@ -662,8 +662,8 @@ def _limits(s: dict[Key, Summary], plan: Plan) -> list[str]:
         ]
         verdict = (
             f"(c)'s goal{'s' if len(below) > 1 else ''} {' and '.join(below)} "
-            f"{'are' if len(below) > 1 else 'is'} below what Scrapy's engine itself costs here: "
-            "no spider on it can meet "
+            f"{'are' if len(below) > 1 else 'is'} below what Scrapy's engine itself costs for "
+            "this work here: no spider on it that calls the API and writes the feed can meet "
             f"{'them' if len(below) > 1 else 'it'} on this machine."
             if below
             else "(c)'s goals there are above it: what (c) costs beyond it is the project's own."

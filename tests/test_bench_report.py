@@ -36,7 +36,7 @@ def test_a_floor_above_the_goals_says_no_spider_on_scrapy_can_meet_them() -> Non
     # (f) = 0.5 ms: 0.25× (b) at 2.0 ms is 0.5 (met), 4× raw at 0.1 ms is 0.4 (not met).
     text = "\n".join(report._limits(_zero_ms(raw=0.1, bare=2.0, floor=0.5), FULL))
     assert "0.50 ms of CPU per note" in text and "(0.25× (b), 5.00× raw)" in text
-    assert "goal ≤ 4× raw is below what Scrapy's engine itself costs" in text
+    assert "goal ≤ 4× raw is below what Scrapy's engine itself costs for this work" in text
     assert "(b) is below" not in text and "0.25× (b) is below" not in text
 
     both = "\n".join(report._limits(_zero_ms(raw=0.1, bare=1.0, floor=0.5), FULL))
