@@ -149,13 +149,27 @@ def naive(ids_file: Path, sim_url: str, work: Path) -> Command:
     return Command(argv, base_env(), work, out)
 
 
-def bare(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
-    out = work / "b.jsonl"
-    argv = [sys.executable, "-m", "scrapy", "runspider", str(BENCH_DIR / "bare_spider.py")]
+def _runspider(
+    script: str, out: Path, ids_file: Path, sim_url: str, concurrency: int, *settings: str
+) -> list[str]:
+    """``scrapy runspider bench/SCRIPT`` over the IDs with C in flight, writing ``out``."""
+    argv = [sys.executable, "-m", "scrapy", "runspider", str(BENCH_DIR / script)]
     argv += ["-a", f"ids_file={ids_file}", "-a", f"base_url={sim_url}", "-a", f"token={TOKEN}"]
     argv += ["-s", f"CONCURRENT_REQUESTS={concurrency}"]
     argv += ["-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}"]
-    argv += ["-s", "LOG_LEVEL=INFO", "-O", str(out)]
+    for setting in settings:
+        argv += ["-s", setting]
+    return [*argv, "-s", "LOG_LEVEL=INFO", "-O", str(out)]
+
+
+def _with_repo_on_path(env: dict[str, str]) -> dict[str, str]:
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def bare(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
+    out = work / "b.jsonl"
+    argv = _runspider("bare_spider.py", out, ids_file, sim_url, concurrency)
     env = base_env()
     env.pop("PYTHONPATH", None)  # no project code reachable
     return Command(argv, env, work, out)  # work has no scrapy.cfg: Scrapy's defaults
@@ -163,18 +177,12 @@ def bare(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
 
 def floor(ids_file: Path, sim_url: str, work: Path, concurrency: int) -> Command:
     out = work / "f.jsonl"
-    argv = [sys.executable, "-m", "scrapy", "runspider", str(BENCH_DIR / "floor_spider.py")]
-    argv += ["-a", f"ids_file={ids_file}", "-a", f"base_url={sim_url}", "-a", f"token={TOKEN}"]
-    argv += ["-s", f"CONCURRENT_REQUESTS={concurrency}"]
-    argv += ["-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}"]
-    if project_settings.ASYNCIO_EVENT_LOOP:  # read before the spider's own settings
-        argv += ["-s", f"ASYNCIO_EVENT_LOOP={project_settings.ASYNCIO_EVENT_LOOP}"]
-    argv += ["-s", "LOG_LEVEL=INFO", "-O", str(out)]
-    env = base_env()
+    loop = project_settings.ASYNCIO_EVENT_LOOP  # read before the spider's own settings
+    settings = [f"ASYNCIO_EVENT_LOOP={loop}"] if loop else []
+    argv = _runspider("floor_spider.py", out, ids_file, sim_url, concurrency, *settings)
     # The project's settings module and exporter, imported by the spider (no scrapy.cfg in
     # ``work``, so no project settings apply beyond the spider's own).
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return Command(argv, env, work, out)
+    return Command(argv, _with_repo_on_path(base_env()), work, out)
 
 
 def project(
@@ -202,9 +210,8 @@ def project(
     for setting in settings:
         argv += ["-s", setting]
     argv += ["-O", str(out)]
-    env = base_env()
+    env = _with_repo_on_path(base_env())
     env["SCRAPY_SETTINGS_MODULE"] = "pgy_spider.settings"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     command = Command(argv, env, REPO_ROOT, out)
     if expected_notes is not None:
         command.checks.append(lambda: _check_summary(summary, expected_notes))
@@ -259,11 +266,10 @@ def queue(
         base += ["-s", setting]
     argvs = [[*base, "-a", f"ids_file={ids_file}"]]  # the reader
     argvs += [list(base) for _ in range(workers_of(variant) - 1)]  # workers: no seeds
-    env = base_env()
+    env = _with_repo_on_path(base_env())
     env.pop("PGY_QUEUE_URL", None)
     env.pop("PGY_RUN", None)
     env["SCRAPY_SETTINGS_MODULE"] = "pgy_spider.settings"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     feeds = f"{variant}*-notes.jsonl"
     command = Command(argvs[0], env, REPO_ROOT, work / f"{variant}-notes.jsonl")
     command.more_argvs = argvs[1:]
