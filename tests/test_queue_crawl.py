@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pgy_spider.queue.keys import RunKeys
+from pgy_spider.queue.keys import GROUP, RunKeys
 from tests.support.accounting import assert_accounted
 from tests.support.crawl import (
     REPO,
@@ -113,12 +113,21 @@ def test_the_reader_killed_is_taken_over_from_its_cursor(
         wait_for(lambda: client.hlen(keys.info) == 2, first, second)
         reader = client.get(keys.reader)
         assert reader is not None and reader.decode() == worker_of(client, run_name, first.pid)
-        wait_for(lambda: sim.stats()["calls"] >= 300, first, second)
+        name = worker_of(client, run_name, first.pid)
+
+        def held() -> int:  # the stream entries the reader has taken and not settled
+            consumers = client.xpending(keys.stream, GROUP)["consumers"]
+            return sum(c["pending"] for c in consumers if c["name"].decode() == name)
+
+        # Killed while it holds entries: between two batches of answers both workers can
+        # have settled everything taken (nothing pending), and then nothing is redelivered.
+        wait_for(lambda: sim.stats()["calls"] >= 300 and held() >= 5, first, second)
         read_at_kill = int(client.hget(keys.counts, "seeds_read") or 0)
         first.send_signal(signal.SIGKILL)
         killed = finish_crawl(first, tmp_path / "a")
         assert killed.returncode == -signal.SIGKILL
         assert read_at_kill < expected["seeds"], "the reader was killed while reading"
+        held_at_kill = held()  # a dead worker's pending entries stay as they were
     taken_over = finish_crawl(second, tmp_path / "b")
     assert taken_over.returncode == 0, taken_over
     assert "(taken over)" in taken_over.stderr
@@ -126,7 +135,8 @@ def test_the_reader_killed_is_taken_over_from_its_cursor(
     code, status, stderr = pgy_status(tmp_path / "status", redis_server.url, run_name)
     assert code == 0, stderr
     check_run(status, expected, redeliveries=None)
-    assert status["redeliveries"] > 0  # what the dead reader held was claimed
+    # What the dead reader held was claimed, and nothing else.
+    assert status["redeliveries"] == held_at_kill > 0
     check_calls(sim, expected, kills=1)
     # Every note in a feed; in two only if its call was in flight at the kill.
     notes = feed_notes([killed, taken_over])
